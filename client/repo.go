@@ -1,0 +1,780 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/gvariant"
+	"github.com/osupdate/os-update/repo/object"
+)
+
+func repoCommands() map[string]command {
+	return map[string]command{
+		"init":      {"create a repository", repoInit},
+		"commit":    {"commit a directory tree", repoCommit},
+		"checkout":  {"check a commit out into a directory", repoCheckout},
+		"fsck":      {"verify every object and reference", repoFsck},
+		"prune":     {"delete unreachable objects", repoPrune},
+		"log":       {"show a commit and its ancestors", repoLog},
+		"show":      {"show a commit", repoShow},
+		"ls":        {"list files in a commit", repoLs},
+		"cat":       {"print a file of a commit", repoCat},
+		"refs":      {"list, create or delete refs", repoRefs},
+		"rev-parse": {"print the checksum a revision names", repoRevParse},
+	}
+}
+
+// repoFlag adds --repo and returns a function that opens it.
+func repoFlag(f *flagSet) func() (*repo.Repo, error) {
+	p := f.String("repo", "", "path to the repository (required)")
+	return func() (*repo.Repo, error) {
+		if *p == "" {
+			return nil, usagef("--repo is required")
+		}
+		return repo.Open(*p)
+	}
+}
+
+func repoInit(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo init", "--repo DIR [--mode=bare|archive|bare-user-only]")
+	p := f.String("repo", "", "path of the repository to create (required)")
+	mode := f.String("mode", "bare", "repository mode: bare, archive (archive-z2), bare-user-only")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	if *p == "" {
+		return usagef("--repo is required")
+	}
+	m, err := repo.ParseMode(*mode)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if m == repo.ModeBareUser {
+		return fmt.Errorf("mode bare-user is not supported: use bare-user-only or bare")
+	}
+	r, err := repo.Init(*p, m)
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+// parseTime accepts RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC), and Unix
+// seconds with an optional leading '@'.
+func parseTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(strings.TrimPrefix(s, "@"), 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339 or Unix seconds", s)
+}
+
+func repoCommit(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo commit", "--repo DIR -b BRANCH [OPTIONS] [--tree=dir=PATH | PATH]")
+	open := repoFlag(f)
+	var branch, subject, body, tree, parent, timestamp string
+	f.StringVar(&branch, "b", "", "branch (ref) to commit to")
+	f.StringVar(&branch, "branch", "", "branch (ref) to commit to")
+	f.StringVar(&subject, "s", "", "one-line subject")
+	f.StringVar(&subject, "subject", "", "one-line subject")
+	f.StringVar(&body, "m", "", "full description")
+	f.StringVar(&body, "body", "", "full description")
+	f.StringVar(&tree, "tree", "", "dir=PATH: the directory to commit")
+	f.StringVar(&parent, "parent", "", "parent commit (default: the branch's current commit)")
+	f.StringVar(&timestamp, "timestamp", "", "commit time (RFC 3339 or Unix seconds); default $SOURCE_DATE_EPOCH or now")
+	orphan := f.Bool("orphan", false, "create a commit without a parent")
+	noBindings := f.Bool("no-bindings", false, "do not record the branch in ostree.ref-binding")
+	bootable := f.Bool("bootable", false, "add ostree.linux and ostree.bootable (the tree must have exactly one kernel)")
+	var metaStr, metaAny stringList
+	f.Var(&metaStr, "add-metadata-string", "KEY=VALUE: add a string to the commit metadata (repeatable)")
+	f.Var(&metaAny, "add-metadata", "KEY=VALUE: add a GVariant text value (string, integer, boolean) (repeatable)")
+	ownerUID := f.Int("owner-uid", -1, "set every file's uid")
+	ownerGID := f.Int("owner-gid", -1, "set every file's gid")
+	noXattrs := f.Bool("no-xattrs", false, "do not record extended attributes")
+	canonical := f.Bool("canonical-permissions", false, "uid/gid 0 and permissions masked to 0755")
+	fsync := f.Bool("fsync", true, "sync data before making objects visible")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	dir := strings.TrimPrefix(tree, "dir=")
+	if tree != "" && !strings.HasPrefix(tree, "dir=") {
+		return usagef("--tree supports only dir=PATH")
+	}
+	switch {
+	case dir == "" && len(pos) == 1:
+		dir = pos[0]
+	case dir == "" || len(pos) > 0:
+		return usagef("give exactly one directory to commit")
+	}
+	if branch == "" {
+		return usagef("a branch is required (-b BRANCH)")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	r.SetFsync(*fsync)
+	opts := repo.CommitOptions{Branch: branch, Subject: subject, Body: body, Orphan: *orphan, NoBindings: *noBindings}
+	opts.NoXattrs, opts.CanonicalPermissions = *noXattrs, *canonical
+	if *ownerUID >= 0 {
+		u := uint32(*ownerUID)
+		opts.OwnerUID = &u
+	}
+	if *ownerGID >= 0 {
+		g := uint32(*ownerGID)
+		opts.OwnerGID = &g
+	}
+	if parent != "" {
+		if opts.Parent, err = r.ResolveRev(parent); err != nil {
+			return err
+		}
+	}
+	if timestamp == "" {
+		timestamp = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	if timestamp != "" {
+		if opts.Timestamp, err = parseTime(timestamp); err != nil {
+			return usagef("--timestamp: %v", err)
+		}
+	}
+	for _, kv := range metaStr {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usagef("--add-metadata-string %q: want KEY=VALUE", kv)
+		}
+		opts.Metadata.Set(k, gvariant.NewVariant("s", v))
+	}
+	for _, kv := range metaAny {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usagef("--add-metadata %q: want KEY=VALUE", kv)
+		}
+		val, err := parseVariantText(v)
+		if err != nil {
+			return usagef("--add-metadata %s: %v", k, err)
+		}
+		opts.Metadata.Set(k, val)
+	}
+	if *bootable {
+		kver, err := findKernel(dir)
+		if err != nil {
+			return err
+		}
+		opts.Metadata.Set("ostree.linux", gvariant.NewVariant("s", kver))
+		opts.Metadata.Set("ostree.bootable", gvariant.NewVariant("b", true))
+	}
+	c, err := r.CommitDir(ctx, dir, opts)
+	if err != nil {
+		return err
+	}
+	e.printf("%s\n", c)
+	return nil
+}
+
+// findKernel returns the single usr/lib/modules/KVER that has a vmlinuz.
+func findKernel(root string) (string, error) {
+	ents, _ := os.ReadDir(root + "/usr/lib/modules")
+	var found []string
+	for _, d := range ents {
+		if fi, err := os.Lstat(root + "/usr/lib/modules/" + d.Name() + "/vmlinuz"); err == nil && fi.Mode().IsRegular() {
+			found = append(found, d.Name())
+		}
+	}
+	if len(found) != 1 {
+		return "", fmt.Errorf("--bootable: found %d kernels in %s/usr/lib/modules, want exactly one", len(found), root)
+	}
+	return found[0], nil
+}
+
+// parseVariantText parses the GVariant text forms people put on command
+// lines: 'string' or "string", true/false, integers (int32, or with a
+// type prefix such as uint64 42), and ['a', 'b'] string lists.
+func parseVariantText(s string) (gvariant.Variant, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "true" || s == "false":
+		return gvariant.NewVariant("b", s == "true"), nil
+	case len(s) >= 2 && (s[0] == '\'' && s[len(s)-1] == '\'' || s[0] == '"' && s[len(s)-1] == '"'):
+		return gvariant.NewVariant("s", s[1:len(s)-1]), nil
+	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
+		var items []string
+		for _, it := range strings.Split(strings.Trim(s, "[]"), ",") {
+			it = strings.TrimSpace(it)
+			if it == "" {
+				continue
+			}
+			v, err := parseVariantText(it)
+			if err != nil || v.Type.String() != "s" {
+				return gvariant.Variant{}, fmt.Errorf("only string lists are supported: %q", s)
+			}
+			items = append(items, v.Value.(string))
+		}
+		return object.StringList(items), nil
+	}
+	typ, num, hasType := strings.Cut(s, " ")
+	if !hasType {
+		typ, num = "int32", s
+	}
+	switch typ {
+	case "int32":
+		n, err := strconv.ParseInt(num, 0, 32)
+		return gvariant.NewVariant("i", int32(n)), err
+	case "uint32":
+		n, err := strconv.ParseUint(num, 0, 32)
+		return gvariant.NewVariant("u", uint32(n)), err
+	case "int64":
+		n, err := strconv.ParseInt(num, 0, 64)
+		return gvariant.NewVariant("x", n), err
+	case "uint64":
+		n, err := strconv.ParseUint(num, 0, 64)
+		return gvariant.NewVariant("t", n), err
+	}
+	return gvariant.Variant{}, fmt.Errorf("cannot parse %q (quote strings: 'text')", s)
+}
+
+func repoCheckout(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo checkout", "--repo DIR REV DEST [--union] [--subpath PATH] [-U]")
+	open := repoFlag(f)
+	var opts repo.CheckoutOptions
+	f.BoolVar(&opts.Union, "union", false, "overwrite existing files and merge into existing directories")
+	f.StringVar(&opts.Subpath, "subpath", "", "check out only this path of the tree")
+	f.BoolVar(&opts.UserMode, "U", false, "user mode: do not change ownership or set xattrs")
+	f.BoolVar(&opts.UserMode, "user-mode", false, "user mode: do not change ownership or set xattrs")
+	f.BoolVar(&opts.Copy, "force-copy", false, "copy files instead of hardlinking them from a bare repository")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("want REV DEST")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.ResolveRev(pos[0])
+	if err != nil {
+		return err
+	}
+	return r.Checkout(ctx, c, pos[1], opts)
+}
+
+func repoFsck(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo fsck", "--repo DIR [--delete] [-q]")
+	open := repoFlag(f)
+	del := f.Bool("delete", false, "remove corrupt objects (their commits become partial)")
+	quiet := f.Bool("q", false, "print only problems")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if !*quiet {
+		e.printf("Validating refs...\nEnumerating objects...\n")
+	}
+	rep, err := r.Fsck(ctx, repo.FsckOptions{Delete: *del})
+	if err != nil {
+		return err
+	}
+	if !*quiet {
+		e.printf("Verified %d objects of %d commits\n", rep.Objects, rep.Commits)
+	}
+	for _, c := range rep.Partial {
+		e.printf("Commit %s is partial (incomplete pull); skipped reachability check\n", c)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(e.stderr, "fsck: %s\n", p)
+	}
+	for _, n := range rep.Deleted {
+		e.printf("Deleted corrupt object %s\n", n)
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("fsck found %d problems", len(rep.Problems))
+	}
+	if !*quiet {
+		e.printf("object fsck of %d commits completed successfully - no errors found.\n", rep.Commits)
+	}
+	return nil
+}
+
+func repoPrune(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo prune", "--repo DIR [--refs-only] [--depth N] [--keep-younger-than DATE] [--no-prune]")
+	open := repoFlag(f)
+	var opts repo.PruneOptions
+	f.BoolVar(&opts.RefsOnly, "refs-only", false, "only refs are roots: commits no ref reaches are deleted")
+	f.IntVar(&opts.Depth, "depth", -1, "parents to keep behind each ref (-1: all)")
+	f.BoolVar(&opts.DryRun, "no-prune", false, "only report what would be deleted")
+	keep := f.String("keep-younger-than", "", "delete commits older than DATE behind each ref head")
+	var del stringList
+	f.Var(&del, "delete-commit", "delete this commit (repeatable)")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if *keep != "" {
+		t, err := parseTime(*keep)
+		if err != nil {
+			if d, derr := time.ParseDuration(strings.TrimSuffix(*keep, " ago")); derr == nil {
+				t = time.Now().Add(-d)
+			} else {
+				return usagef("--keep-younger-than: %v", err)
+			}
+		}
+		opts.KeepYoungerThan = t
+	}
+	for _, d := range del {
+		c, err := r.ResolveRev(d)
+		if err != nil {
+			return err
+		}
+		opts.DeleteCommits = append(opts.DeleteCommits, c)
+	}
+	res, err := r.Prune(ctx, opts)
+	if err != nil {
+		return err
+	}
+	verb := "deleted"
+	if opts.DryRun {
+		verb = "would delete"
+	}
+	e.printf("Total objects: %d\n", res.Total)
+	if res.Pruned == 0 {
+		e.printf("No unreachable objects\n")
+	} else {
+		e.printf("%s %d objects (%d commits), %d bytes freed\n", verb, res.Pruned, res.Commits, res.BytesFree)
+	}
+	return nil
+}
+
+func printCommit(e *env, c object.Checksum, cm *object.Commit) {
+	e.printf("commit %s\n", c)
+	if cm.HasParent() {
+		e.printf("Parent:  %s\n", cm.Parent)
+	}
+	e.printf("ContentChecksum:  %s\n", cm.ContentChecksum())
+	e.printf("Date:  %s\n", time.Unix(int64(cm.Timestamp), 0).UTC().Format("2006-01-02 15:04:05 -0700"))
+	if v := cm.Version(); v != "" {
+		e.printf("Version: %s\n", v)
+	}
+	e.printf("\n    %s\n\n", cm.Subject)
+	if cm.Body != "" {
+		for _, l := range strings.Split(cm.Body, "\n") {
+			e.printf("    %s\n", l)
+		}
+		e.printf("\n")
+	}
+}
+
+func repoLog(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo log", "--repo DIR REV")
+	open := repoFlag(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want REV")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.ResolveRev(pos[0])
+	if err != nil {
+		return err
+	}
+	for {
+		cm, err := r.LoadCommit(c)
+		if err != nil {
+			if c != (object.Checksum{}) && len(pos) > 0 {
+				e.printf("<< History beyond this commit not fetched >>\n")
+				return nil
+			}
+			return err
+		}
+		printCommit(e, c, cm)
+		if !cm.HasParent() {
+			return nil
+		}
+		if ok, _ := r.HasObject(cm.Parent, object.TypeCommit); !ok {
+			e.printf("<< History beyond this commit not fetched >>\n")
+			return nil
+		}
+		c = cm.Parent
+	}
+}
+
+func repoShow(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo show", "--repo DIR REV [--print-metadata-key KEY] [--print-detached-metadata-key KEY]")
+	open := repoFlag(f)
+	key := f.String("print-metadata-key", "", "print one metadata value")
+	dkey := f.String("print-detached-metadata-key", "", "print one detached metadata value")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want REV")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.ResolveRev(pos[0])
+	if err != nil {
+		return err
+	}
+	cm, err := r.LoadCommit(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *key != "":
+		v, ok := cm.Metadata.Get(*key)
+		if !ok {
+			return fmt.Errorf("no metadata key %q in commit %s", *key, c)
+		}
+		e.printf("%s\n", gvariant.Format(v.Value, v.Type))
+	case *dkey != "":
+		m, err := r.ReadCommitMeta(c)
+		if err != nil {
+			return err
+		}
+		v, ok := m.Get(*dkey)
+		if !ok {
+			return fmt.Errorf("no detached metadata key %q for commit %s", *dkey, c)
+		}
+		e.printf("%s\n", gvariant.Format(v.Value, v.Type))
+	default:
+		printCommit(e, c, cm)
+	}
+	return nil
+}
+
+// treeEntry is one path of a commit's tree.
+type treeEntry struct {
+	path   string
+	isDir  bool
+	tree   repo.Tree
+	file   object.Checksum
+	header *object.FileHeader
+	size   uint64
+	dmeta  *object.DirMeta
+}
+
+// lookupPath finds a path in a commit's tree.
+func lookupPath(r *repo.Repo, root repo.Tree, p string) (*treeEntry, error) {
+	p = path.Clean("/" + p)
+	cur := &treeEntry{path: "/", isDir: true, tree: root}
+	if p != "/" {
+		for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+			if !cur.isDir {
+				return nil, fmt.Errorf("%s: not a directory", cur.path)
+			}
+			dt, err := r.LoadDirTree(cur.tree.DirTree)
+			if err != nil {
+				return nil, err
+			}
+			next := (*treeEntry)(nil)
+			for _, d := range dt.Dirs {
+				if d.Name == part {
+					next = &treeEntry{path: path.Join(cur.path, part), isDir: true, tree: repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}}
+				}
+			}
+			for _, fl := range dt.Files {
+				if fl.Name == part {
+					next = &treeEntry{path: path.Join(cur.path, part), file: fl.Checksum}
+				}
+			}
+			if next == nil {
+				return nil, fmt.Errorf("%s: no such file or directory", p)
+			}
+			cur = next
+		}
+	}
+	return cur, fillEntry(r, cur)
+}
+
+func fillEntry(r *repo.Repo, ent *treeEntry) error {
+	if ent.isDir {
+		m, err := r.LoadDirMeta(ent.tree.DirMeta)
+		ent.dmeta = m
+		return err
+	}
+	c, err := r.OpenContent(ent.file)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	ent.header, ent.size = c.Header, c.Size
+	return nil
+}
+
+func (t *treeEntry) line(checksums, xattrs bool) string {
+	var typ byte
+	var mode, uid, gid uint32
+	var xs []object.Xattr
+	if t.isDir {
+		typ, mode, uid, gid, xs = 'd', t.dmeta.Mode, t.dmeta.UID, t.dmeta.GID, t.dmeta.Xattrs
+	} else {
+		typ, mode, uid, gid, xs = '-', t.header.Mode, t.header.UID, t.header.GID, t.header.Xattrs
+		if t.header.IsSymlink() {
+			typ = 'l'
+		}
+	}
+	s := fmt.Sprintf("%c0%04o %d %d %6d ", typ, mode&0o7777, uid, gid, t.size)
+	if checksums {
+		if t.isDir {
+			s += t.tree.DirTree.String() + " " + t.tree.DirMeta.String() + " "
+		} else {
+			s += t.file.String() + " "
+		}
+	}
+	if xattrs {
+		s += formatXattrs(xs) + " "
+	}
+	s += t.path
+	if !t.isDir && t.header.IsSymlink() {
+		s += " -> " + t.header.SymlinkTarget
+	}
+	return s
+}
+
+func repoLs(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo ls", "--repo DIR REV [PATH...] [-R] [-C] [-X]")
+	open := repoFlag(f)
+	recursive := f.Bool("R", false, "list recursively")
+	checksums := f.Bool("C", false, "print checksums")
+	xattrs := f.Bool("X", false, "print extended attributes")
+	nul := f.Bool("0", false, "print only NUL-terminated paths")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return usagef("want REV [PATH...]")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.ResolveRev(pos[0])
+	if err != nil {
+		return err
+	}
+	cm, err := r.LoadCommit(c)
+	if err != nil {
+		return err
+	}
+	paths := pos[1:]
+	if len(paths) == 0 {
+		paths = []string{"/"}
+	}
+	emit := func(t *treeEntry) {
+		if *nul {
+			fmt.Fprintf(e.stdout, "%s\x00", t.path)
+			return
+		}
+		e.printf("%s\n", t.line(*checksums, *xattrs))
+	}
+	var walk func(t *treeEntry, recurse bool) error
+	walk = func(t *treeEntry, recurse bool) error {
+		dt, err := r.LoadDirTree(t.tree.DirTree)
+		if err != nil {
+			return err
+		}
+		for _, fl := range dt.Files {
+			ent := &treeEntry{path: path.Join(t.path, fl.Name), file: fl.Checksum}
+			if err := fillEntry(r, ent); err != nil {
+				return err
+			}
+			emit(ent)
+		}
+		for _, d := range dt.Dirs {
+			ent := &treeEntry{path: path.Join(t.path, d.Name), isDir: true, tree: repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}}
+			if err := fillEntry(r, ent); err != nil {
+				return err
+			}
+			emit(ent)
+			if recurse {
+				if err := walk(ent, true); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, p := range paths {
+		t, err := lookupPath(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
+		if err != nil {
+			return err
+		}
+		emit(t)
+		if t.isDir {
+			if err := walk(t, *recursive); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func repoCat(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo cat", "--repo DIR REV PATH...")
+	open := repoFlag(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return usagef("want REV PATH...")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.ResolveRev(pos[0])
+	if err != nil {
+		return err
+	}
+	cm, err := r.LoadCommit(c)
+	if err != nil {
+		return err
+	}
+	for _, p := range pos[1:] {
+		t, err := lookupPath(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
+		if err != nil {
+			return err
+		}
+		if t.isDir {
+			return fmt.Errorf("%s: is a directory", p)
+		}
+		content, err := r.OpenContent(t.file)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(e.stdout, content)
+		content.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func repoRefs(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo refs", "--repo DIR [PREFIX] [--delete] [--create NEW REV]")
+	open := repoFlag(f)
+	del := f.Bool("delete", false, "delete the refs given as arguments")
+	create := f.String("create", "", "create this ref pointing at the REV argument")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	switch {
+	case *create != "":
+		if len(pos) != 1 {
+			return usagef("--create NEW needs one REV argument")
+		}
+		c, err := r.ResolveRev(pos[0])
+		if err != nil {
+			return err
+		}
+		if ok, _ := r.HasObject(c, object.TypeCommit); !ok {
+			return fmt.Errorf("commit %s not found", c)
+		}
+		if _, err := r.ReadRef("", *create); err == nil {
+			return fmt.Errorf("ref %s already exists", *create)
+		}
+		return r.SetRef("", *create, c)
+	case *del:
+		if len(pos) == 0 {
+			return usagef("--delete needs at least one ref")
+		}
+		for _, p := range pos {
+			remote, ref, err := repo.ParseRefspec(p)
+			if err != nil {
+				return err
+			}
+			if _, err := r.ReadRef(remote, ref); err != nil {
+				return err
+			}
+			if err := r.SetRef(remote, ref, object.Checksum{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	refs, err := r.ListRefs()
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if len(pos) > 0 && !strings.HasPrefix(ref.Refspec(), pos[0]) {
+			continue
+		}
+		e.printf("%s\n", ref.Refspec())
+	}
+	return nil
+}
+
+func repoRevParse(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo rev-parse", "--repo DIR REV")
+	open := repoFlag(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want REV")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c, err := r.ResolveRev(pos[0])
+	if err != nil {
+		return err
+	}
+	e.printf("%s\n", c)
+	return nil
+}
+
+func formatXattrs(xs []object.Xattr) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("(%s, %s)", gvariant.Format(x.Name, gvariant.MustParseType("ay")), gvariant.Format(x.Value, gvariant.MustParseType("ay")))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}

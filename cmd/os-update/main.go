@@ -1,0 +1,13 @@
+// Command os-update updates, inspects and builds OSTree-based operating
+// systems. All logic lives in package client.
+package main
+
+import (
+	"os"
+
+	"github.com/osupdate/os-update/client"
+)
+
+func main() {
+	os.Exit(client.Main(os.Args[1:], os.Stdout, os.Stderr))
+}
