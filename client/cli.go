@@ -58,9 +58,16 @@ func (x exitError) Error() string {
 }
 
 func topCommands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"repo": {"work on an OSTree repository (init, commit, checkout, fsck, ...)", runGroup("repo", repoCommands())},
 	}
+	// Each feature area registers its top-level commands in its own file.
+	for _, more := range []map[string]command{sysrootCommands(), composeCommands()} {
+		for name, c := range more {
+			cmds[name] = c
+		}
+	}
+	return cmds
 }
 
 // Main runs the os-update command with args (without the program name) and

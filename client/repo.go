@@ -16,7 +16,7 @@ import (
 )
 
 func repoCommands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"init":      {"create a repository", repoInit},
 		"commit":    {"commit a directory tree", repoCommit},
 		"checkout":  {"check a commit out into a directory", repoCheckout},
@@ -29,6 +29,13 @@ func repoCommands() map[string]command {
 		"refs":      {"list, create or delete refs", repoRefs},
 		"rev-parse": {"print the checksum a revision names", repoRevParse},
 	}
+	// Each feature area registers its subcommands in its own file.
+	for _, more := range []map[string]command{repoSyncCommands(), repoDeltaCommands()} {
+		for name, c := range more {
+			cmds[name] = c
+		}
+	}
+	return cmds
 }
 
 // repoFlag adds --repo and returns a function that opens it.
