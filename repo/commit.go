@@ -248,8 +248,10 @@ func (tx *Transaction) writeFiles(ctx context.Context, root string, files []*tre
 				var err error
 				if c, ok := reuse[devIno{n.st.Dev, n.st.Ino}]; ok {
 					n.sum = c
+					tx.filesReused.Add(1)
 				} else {
 					buf, err = tx.writeFile(filepath.Join(root, n.path), n, opts, buf)
+					tx.filesRead.Add(1)
 				}
 				if err != nil {
 					once.Do(func() { firstErr = err; cancel() })

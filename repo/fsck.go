@@ -88,7 +88,9 @@ func (r *Repo) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) 
 		}
 		missing := r.missingFrom(c, present)
 		for _, m := range missing {
-			rep.Problems = append(rep.Problems, Problem{m, fmt.Errorf("missing, referenced by commit %s", c)})
+			if !corrupt.Has(m) { // corrupt ones were reported already
+				rep.Problems = append(rep.Problems, Problem{m, fmt.Errorf("missing, referenced by commit %s", c)})
+			}
 		}
 		if len(missing) > 0 && opts.Delete {
 			// Like libostree: a damaged commit becomes partial so that a

@@ -34,9 +34,23 @@ type Transaction struct {
 	lockFD int
 	seq    atomic.Uint64
 
+	filesRead, filesReused, objectsWritten atomic.Int64
+
 	mu     sync.Mutex
 	staged map[object.Name]string // object -> file name in the staging dir
 	done   bool
+}
+
+// TxStats counts a transaction's work.
+type TxStats struct {
+	FilesRead      int64 // input files hashed by WriteDir
+	FilesReused    int64 // input files whose checksum came from the inode index
+	ObjectsWritten int64 // new objects staged
+}
+
+// Stats returns counters of the work done so far.
+func (tx *Transaction) Stats() TxStats {
+	return TxStats{tx.filesRead.Load(), tx.filesReused.Load(), tx.objectsWritten.Load()}
 }
 
 // lockRepo takes the repository-wide lock: shared for writers, exclusive
@@ -144,6 +158,7 @@ func (tx *Transaction) stage(n object.Name, tmp string) error {
 		return nil
 	}
 	tx.staged[n] = tmp
+	tx.objectsWritten.Add(1)
 	return nil
 }
 
