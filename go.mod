@@ -6,6 +6,7 @@ require (
 	github.com/ProtonMail/go-crypto v1.5.2 // indirect
 	github.com/cavaliergopher/cpio v1.0.1 // indirect
 	github.com/cavaliergopher/rpm v1.2.0 // indirect
+	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/godbus/dbus/v5 v5.2.4 // indirect
 	github.com/google/rpmpack v0.7.1 // indirect
 	github.com/klauspost/compress v1.18.0 // indirect
