@@ -309,11 +309,21 @@ func repoFsck(ctx context.Context, e *env, args []string) error {
 	for _, p := range rep.Problems {
 		fmt.Fprintf(e.stderr, "fsck: %s\n", p)
 	}
+	deleted := map[object.Name]bool{}
 	for _, n := range rep.Deleted {
 		e.printf("Deleted corrupt object %s\n", n)
+		deleted[n] = true
 	}
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("fsck found %d problems", len(rep.Problems))
+	// With --delete, a corrupt object that is gone is dealt with: its
+	// commit is now partial and a pull will fetch it again.
+	remaining := 0
+	for _, p := range rep.Problems {
+		if !deleted[p.Object] {
+			remaining++
+		}
+	}
+	if remaining > 0 {
+		return fmt.Errorf("fsck found %d problems", remaining)
 	}
 	if !*quiet {
 		e.printf("object fsck of %d commits completed successfully - no errors found.\n", rep.Commits)
