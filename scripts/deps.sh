@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives for real. Safe to run
+# again: apt-get skips what is installed. Needs root (CI runs as root).
+set -euo pipefail
+packages=(
+  ostree          # the reference implementation, our test oracle
+  gnupg           # OpenPGP keys and signatures in tests
+  python3         # a third-party HTTP server (python3 -m http.server)
+  bubblewrap      # sandbox for RPM scriptlets
+  rpm             # rpmbuild and rpmsign for RPM fixtures
+  createrepo-c    # rpm-md repository metadata for fixtures
+  dbus            # dbus-daemon for a private bus
+  grub-common     # grub-script-check validates generated grub.cfg
+  qemu-system-x86 # boot test
+  attr            # getfattr/setfattr
+  util-linux      # unshare, setpriv
+  cpio xz-utils zstd e2fsprogs
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
