@@ -81,7 +81,7 @@ func (r *Repo) CheckoutTree(ctx context.Context, tree Tree, dest string, opts Ch
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	co := &checkouter{r: r, opts: opts, ctx: ctx, cancel: cancel, sem: make(chan struct{}, workers),
-		euid: os.Geteuid(), dest: dest}
+		euid: os.Geteuid(), dest: dest, metas: map[object.Checksum]*object.DirMeta{}}
 	co.wg.Add(1)
 	go co.dir(fd, "", tree.DirTree, meta)
 	co.wg.Wait()
@@ -162,6 +162,24 @@ type checkouter struct {
 	mu       sync.Mutex
 	err      error
 	deferred []deferredMode
+	metas    map[object.Checksum]*object.DirMeta // most directories share a few
+}
+
+func (co *checkouter) dirMeta(c object.Checksum) (*object.DirMeta, error) {
+	co.mu.Lock()
+	m, ok := co.metas[c]
+	co.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := co.r.LoadDirMeta(c)
+	if err != nil {
+		return nil, err
+	}
+	co.mu.Lock()
+	co.metas[c] = m
+	co.mu.Unlock()
+	return m, nil
 }
 
 func (co *checkouter) fail(err error) {
@@ -202,7 +220,7 @@ func (co *checkouter) dir(fd int, rel string, tree object.Checksum, meta *object
 			return
 		}
 		subRel := path.Join(rel, d.Name)
-		m, err := co.r.LoadDirMeta(d.Meta)
+		m, err := co.dirMeta(d.Meta)
 		if err != nil {
 			co.fail(fmt.Errorf("/%s: %w", subRel, err))
 			return
