@@ -174,11 +174,17 @@ func main() {
 				return []string{"ostree", "checkout", "--repo=" + p(fmt.Sprint("r-bare", r)), "bench", p(fmt.Sprint("r-co", r))}
 			}},
 		{name: "fsck (archive)",
-			ours: func(r int) []string { return []string{*osu, "repo", "fsck", "-q", "--repo", p(fmt.Sprint("o-archive", r))} },
-			ref:  func(r int) []string { return []string{"ostree", "fsck", "-q", "--repo=" + p(fmt.Sprint("r-archive", r))} }},
+			ours: func(r int) []string {
+				return []string{*osu, "repo", "fsck", "-q", "--repo", p(fmt.Sprint("o-archive", r))}
+			},
+			ref: func(r int) []string {
+				return []string{"ostree", "fsck", "-q", "--repo=" + p(fmt.Sprint("r-archive", r))}
+			}},
 		{name: "fsck (bare)",
-			ours: func(r int) []string { return []string{*osu, "repo", "fsck", "-q", "--repo", p(fmt.Sprint("o-bare", r))} },
-			ref:  func(r int) []string { return []string{"ostree", "fsck", "-q", "--repo=" + p(fmt.Sprint("r-bare", r))} }},
+			ours: func(r int) []string {
+				return []string{*osu, "repo", "fsck", "-q", "--repo", p(fmt.Sprint("o-bare", r))}
+			},
+			ref: func(r int) []string { return []string{"ostree", "fsck", "-q", "--repo=" + p(fmt.Sprint("r-bare", r))} }},
 	}
 	fmt.Printf("| operation | os-update | ostree | speed-up | peak RSS os-update | peak RSS ostree |\n|---|---|---|---|---|---|\n")
 	for _, o := range ops {
