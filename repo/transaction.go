@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/osupdate/os-update/repo/object"
 	"golang.org/x/sys/unix"
 )
@@ -249,10 +250,18 @@ type ContentWriter struct {
 	f      *os.File
 	bw     *bufio.Writer
 	fz     *object.FilezWriter
+	fw     *flate.Writer // pooled compressor behind fz
 	out    io.Writer
 }
 
-var bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
+var (
+	bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
+	// Deflate compressors cost hundreds of KiB each: reuse them.
+	compressors = sync.Pool{New: func() any {
+		fw, _ := flate.NewWriter(nil, CompressionLevel)
+		return fw
+	}}
+)
 
 // ContentWriter opens a writer for a content object.
 func (tx *Transaction) ContentWriter(h *object.FileHeader, size uint64) (*ContentWriter, error) {
@@ -275,7 +284,8 @@ func (tx *Transaction) ContentWriter(h *object.FileHeader, size uint64) (*Conten
 	w.bw = bufWriters.Get().(*bufio.Writer)
 	w.bw.Reset(w.f)
 	if tx.r.IsArchive() {
-		if w.fz, err = object.NewFilezWriter(w.bw, h, size, CompressionLevel); err != nil {
+		w.fw = compressors.Get().(*flate.Writer)
+		if w.fz, err = object.NewFilezWriterWith(w.bw, h, size, CompressionLevel, w.fw); err != nil {
 			w.Abort()
 			return nil, err
 		}
@@ -297,8 +307,17 @@ func (w *ContentWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+func (w *ContentWriter) releaseCompressor() {
+	if w.fw != nil {
+		w.fw.Reset(io.Discard)
+		compressors.Put(w.fw)
+		w.fw = nil
+	}
+}
+
 // Abort discards the object.
 func (w *ContentWriter) Abort() {
+	w.releaseCompressor()
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
@@ -330,6 +349,7 @@ func (w *ContentWriter) Commit(expected *object.Checksum) (object.Checksum, erro
 		if err := w.fz.Close(); err != nil {
 			return fail(err)
 		}
+		w.releaseCompressor()
 	}
 	if w.bw != nil {
 		if err := w.bw.Flush(); err != nil {

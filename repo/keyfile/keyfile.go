@@ -18,8 +18,9 @@ type line struct {
 }
 
 type group struct {
-	name  string
-	lines []line
+	name   string
+	lines  []line
+	parsed bool // came from Parse: its surrounding blank lines are kept as read
 }
 
 // File is a parsed key file.
@@ -36,12 +37,20 @@ func New() *File { return &File{} }
 func Parse(r io.Reader) (*File, error) {
 	f := &File{}
 	var cur *group
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	// Lines end at '\n' only; a '\r' is kept as text so a rewrite of an
+	// unchanged file reproduces it exactly.
+	br := bufio.NewReader(r)
 	n := 0
-	for sc.Scan() {
+	for {
+		raw, rerr := br.ReadString('\n')
+		if rerr != nil && rerr != io.EOF {
+			return nil, rerr
+		}
+		if rerr == io.EOF && raw == "" {
+			break
+		}
+		raw = strings.TrimSuffix(raw, "\n")
 		n++
-		raw := sc.Text()
 		t := strings.TrimSpace(raw)
 		switch {
 		case t == "" || t[0] == '#':
@@ -58,7 +67,7 @@ func Parse(r io.Reader) (*File, error) {
 			if f.group(name) != nil {
 				return nil, fmt.Errorf("line %d: duplicate group %q", n, name)
 			}
-			cur = &group{name: name}
+			cur = &group{name: name, parsed: true}
 			f.groups = append(f.groups, cur)
 		default:
 			if cur == nil {
@@ -74,9 +83,9 @@ func Parse(r io.Reader) (*File, error) {
 			}
 			cur.lines = append(cur.lines, line{key: k, value: strings.TrimLeft(v, " \t")})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+		if rerr == io.EOF {
+			break
+		}
 	}
 	return f, nil
 }
@@ -233,13 +242,11 @@ func (f *File) Bytes() []byte {
 	for _, l := range f.head {
 		b.WriteString(l.raw + "\n")
 	}
-	for i, g := range f.groups {
-		if i > 0 || len(f.head) > 0 {
-			// GLib separates groups with a blank line; keep one if the
-			// previous group did not already end with one.
-			if !endsBlank(b.Bytes()) {
-				b.WriteString("\n")
-			}
+	for _, g := range f.groups {
+		// GLib separates groups with a blank line; a group added by Set
+		// gets one unless the text before it already ends with one.
+		if !g.parsed && b.Len() > 0 && !endsBlank(b.Bytes()) {
+			b.WriteString("\n")
 		}
 		b.WriteString("[" + g.name + "]\n")
 		for _, l := range g.lines {

@@ -201,6 +201,12 @@ type FilezWriter struct {
 // writer for its data. Close must be called; it fails if the number of
 // bytes written differs from size. Symlinks take no data.
 func NewFilezWriter(w io.Writer, h *FileHeader, size uint64, level int) (*FilezWriter, error) {
+	return NewFilezWriterWith(w, h, size, level, nil)
+}
+
+// NewFilezWriterWith is NewFilezWriter reusing a compressor (reset to w);
+// compressors are large, so writers of many objects keep a pool.
+func NewFilezWriterWith(w io.Writer, h *FileHeader, size uint64, level int, fw *flate.Writer) (*FilezWriter, error) {
 	if h.IsSymlink() {
 		size = 0
 	}
@@ -213,7 +219,10 @@ func NewFilezWriter(w io.Writer, h *FileHeader, size uint64, level int) (*FilezW
 	}
 	fz := &FilezWriter{w: w, want: size}
 	if !h.IsSymlink() && size > 0 {
-		if fz.fw, err = flate.NewWriter(w, level); err != nil {
+		if fw != nil {
+			fw.Reset(w)
+			fz.fw = fw
+		} else if fz.fw, err = flate.NewWriter(w, level); err != nil {
 			return nil, err
 		}
 	} else if !h.IsSymlink() {
