@@ -1,0 +1,444 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/delta/bsdiff"
+	"github.com/osupdate/os-update/repo/object"
+	"golang.org/x/sys/unix"
+)
+
+// ApplyOptions tells Apply where a delta's parts and fallback objects
+// come from.
+type ApplyOptions struct {
+	// FetchPart returns the bytes of part file index (deltas/…/<index>).
+	// It is not called for inline parts nor for parts whose objects are
+	// all present. Apply reads at most the size the superblock declares
+	// plus one byte and checks size and checksum.
+	FetchPart func(ctx context.Context, index int) (io.ReadCloser, error)
+	// FetchFallback must store the content object n in the transaction
+	// (e.g. by fetching its .filez and calling tx.WriteContent with n's
+	// checksum as expected). It is called only for fallbacks the
+	// repository lacks. Nil: a delta needing fallbacks fails.
+	FetchFallback func(ctx context.Context, n object.Name) error
+	// VerifyCommit, if set, runs before anything is written, with the
+	// superblock's embedded to-commit and its detached metadata (e.g. to
+	// check a GPG signature). An error aborts the apply.
+	VerifyCommit func(ctx context.Context, sb *Superblock) error
+	// Progress, if set, is called after each part.
+	Progress func(done, total int)
+}
+
+// ApplyStats reports what Apply did.
+type ApplyStats struct {
+	Parts, PartsSkipped int
+	PartBytes           uint64 // bytes of part files fetched
+	Objects             int    // objects written from parts
+	Fallbacks           int    // fallback objects fetched
+}
+
+// Apply executes the delta whose superblock is given, writing every
+// object it produces into tx, where each is checksum-verified before it
+// is staged. It writes the target's detached metadata and the commit
+// last. On error the caller should Abort tx: nothing becomes visible
+// until tx.Commit.
+func Apply(ctx context.Context, tx *repo.Transaction, superblock []byte, opts ApplyOptions) (*ApplyStats, error) {
+	sb, err := DecodeSuperblock(superblock)
+	if err != nil {
+		return nil, err
+	}
+	st, err := applySuperblock(ctx, tx, sb, opts)
+	if err != nil {
+		return st, fmt.Errorf("delta %s: %w", sb.Name, err)
+	}
+	return st, nil
+}
+
+func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, opts ApplyOptions) (*ApplyStats, error) {
+	st := &ApplyStats{}
+	if opts.VerifyCommit != nil {
+		if err := opts.VerifyCommit(ctx, sb); err != nil {
+			return st, err
+		}
+	}
+	for _, fb := range sb.Fallbacks {
+		ok, err := tx.Has(fb.Object)
+		if err != nil {
+			return st, err
+		}
+		if ok {
+			continue
+		}
+		if opts.FetchFallback == nil {
+			return st, fmt.Errorf("fallback object %s is missing and no fallback source was given", fb.Object)
+		}
+		if err := opts.FetchFallback(ctx, fb.Object); err != nil {
+			return st, fmt.Errorf("fallback %s: %w", fb.Object, err)
+		}
+		if ok, err := tx.Has(fb.Object); err != nil || !ok {
+			return st, fmt.Errorf("fallback %s: not stored by the fetcher (%v)", fb.Object, err)
+		}
+		st.Fallbacks++
+	}
+	for i, ph := range sb.Parts {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		skip, err := allPresent(tx, ph.Objects)
+		if err != nil {
+			return st, err
+		}
+		if skip {
+			st.PartsSkipped++
+			continue
+		}
+		raw, inline := sb.Inline[i]
+		if !inline {
+			if opts.FetchPart == nil {
+				return st, fmt.Errorf("%s: no part source given", partLabel(i))
+			}
+			if raw, err = fetchPart(ctx, opts.FetchPart, i, ph); err != nil {
+				return st, fmt.Errorf("%s: %w", partLabel(i), err)
+			}
+			st.PartBytes += uint64(len(raw))
+		}
+		part, err := DecodePart(raw, maxPayload(ph.USize))
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", partLabel(i), err)
+		}
+		raw = nil
+		n, err := execute(ctx, tx, part, ph.Objects)
+		st.Objects += n
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", partLabel(i), err)
+		}
+		st.Parts++
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(sb.Parts))
+		}
+	}
+	if sb.CommitMeta != nil {
+		if err := tx.WriteCommitMeta(sb.Name.To, sb.CommitMeta); err != nil {
+			return st, err
+		}
+	}
+	if _, err := tx.WriteMeta(object.TypeCommit, sb.Commit, &sb.Name.To); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+func allPresent(tx *repo.Transaction, objs []object.Name) (bool, error) {
+	for _, o := range objs {
+		ok, err := tx.Has(o)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// fetchPart reads a part and checks its size and checksum.
+func fetchPart(ctx context.Context, fetch func(context.Context, int) (io.ReadCloser, error), i int, ph PartHeader) ([]byte, error) {
+	rc, err := fetch(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	if ph.Size > 1<<34 {
+		return nil, malformedf("declared size %d is implausible", ph.Size)
+	}
+	raw, err := io.ReadAll(io.LimitReader(rc, int64(ph.Size)+1))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(raw)) != ph.Size {
+		return nil, malformedf("%d bytes, superblock declares %d", len(raw), ph.Size)
+	}
+	if sha256.Sum256(raw) != ph.Checksum {
+		return nil, malformedf("checksum mismatch: the part hashes to %x, superblock says %x", sha256.Sum256(raw), ph.Checksum)
+	}
+	return raw, nil
+}
+
+// executor runs one part's operations.
+type executor struct {
+	ctx  context.Context
+	tx   *repo.Transaction
+	part *Part
+	objs []object.Name
+	next int // index of the object the next S or o creates
+
+	src     *readSource
+	cur     *repo.ContentWriter
+	curSize uint64
+	curN    uint64
+}
+
+// execute runs a part's operations and returns how many objects it
+// wrote.
+func execute(ctx context.Context, tx *repo.Transaction, part *Part, objs []object.Name) (int, error) {
+	e := &executor{ctx: ctx, tx: tx, part: part, objs: objs}
+	defer e.cleanup()
+	r := NewOpReader(part.Ops)
+	for {
+		at := r.Offset()
+		meta := e.next < len(objs) && objs[e.next].Type.IsMeta()
+		op, err := r.Next(meta)
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			err = e.run(op)
+		}
+		if err != nil {
+			return e.next, fmt.Errorf("op %q at offset %d: %w", op.Code, at, err)
+		}
+	}
+	if e.cur != nil {
+		return e.next, malformedf("object %s left open at the end of the part", e.objs[e.next])
+	}
+	if e.next != len(objs) {
+		return e.next, malformedf("operations created %d of the %d objects listed", e.next, len(objs))
+	}
+	return e.next, nil
+}
+
+func (e *executor) cleanup() {
+	if e.cur != nil {
+		e.cur.Abort()
+		e.cur = nil
+	}
+	e.unsetSource()
+}
+
+func (e *executor) unsetSource() {
+	if e.src != nil {
+		e.src.Close()
+		e.src = nil
+	}
+}
+
+// blob returns blob[off:off+n] or an error if out of range.
+func (e *executor) blob(off, n uint64) ([]byte, error) {
+	b := e.part.Blob
+	if off > uint64(len(b)) || n > uint64(len(b))-off {
+		return nil, malformedf("blob range [%d, +%d) outside the %d-byte blob", off, n, len(b))
+	}
+	return b[off : off+n], nil
+}
+
+func (e *executor) header(modeIdx, xattrIdx uint64) (*object.FileHeader, error) {
+	if modeIdx >= uint64(len(e.part.Modes)) {
+		return nil, malformedf("mode index %d out of range (%d modes)", modeIdx, len(e.part.Modes))
+	}
+	if xattrIdx >= uint64(len(e.part.Xattrs)) {
+		return nil, malformedf("xattr index %d out of range (%d lists)", xattrIdx, len(e.part.Xattrs))
+	}
+	m := e.part.Modes[modeIdx]
+	return &object.FileHeader{UID: m.UID, GID: m.GID, Mode: m.Mode, Xattrs: e.part.Xattrs[xattrIdx]}, nil
+}
+
+func (e *executor) target() (object.Name, error) {
+	if e.next >= len(e.objs) {
+		return object.Name{}, malformedf("creates more objects than the %d listed", len(e.objs))
+	}
+	return e.objs[e.next], nil
+}
+
+func (e *executor) run(op Op) error {
+	a := op.Args
+	if err := e.ctx.Err(); err != nil {
+		return err
+	}
+	switch op.Code {
+	case OpOpenSpliceAndClose:
+		if e.cur != nil {
+			return malformedf("splice while object %s is open", e.objs[e.next])
+		}
+		n, err := e.target()
+		if err != nil {
+			return err
+		}
+		if n.Type.IsMeta() {
+			data, err := e.blob(a[1], a[0])
+			if err != nil {
+				return err
+			}
+			if _, err := e.tx.WriteMeta(n.Type, data, &n.Checksum); err != nil {
+				return err
+			}
+		} else {
+			h, err := e.header(a[0], a[1])
+			if err != nil {
+				return err
+			}
+			data, err := e.blob(a[3], a[2])
+			if err != nil {
+				return err
+			}
+			size := uint64(len(data))
+			switch h.Mode & object.ModeTypeMask {
+			case object.ModeSymlink:
+				h.SymlinkTarget, size, data = string(data), 0, nil
+			case object.ModeRegular:
+			default:
+				return malformedf("object %s: mode %#o is neither a regular file nor a symlink", n, h.Mode)
+			}
+			if err := h.Validate(); err != nil {
+				return malformedf("object %s: %v", n, err)
+			}
+			if _, err := e.tx.WriteContent(h, size, bytes.NewReader(data), &n.Checksum); err != nil {
+				return err
+			}
+		}
+		e.next++
+	case OpOpen:
+		if e.cur != nil {
+			return malformedf("open while object %s is open", e.objs[e.next])
+		}
+		n, err := e.target()
+		if err != nil {
+			return err
+		}
+		if n.Type != object.TypeFile {
+			return malformedf("open of %s, which is not a content object", n)
+		}
+		h, err := e.header(a[0], a[1])
+		if err != nil {
+			return err
+		}
+		if h.Mode&object.ModeTypeMask != object.ModeRegular {
+			return malformedf("open of %s with mode %#o: only regular files can be opened", n, h.Mode)
+		}
+		if e.cur, err = e.tx.ContentWriter(h, a[2]); err != nil {
+			return err
+		}
+		e.curSize, e.curN = a[2], 0
+	case OpWrite:
+		if e.cur == nil {
+			return malformedf("write with no open object")
+		}
+		length, off := a[0], a[1]
+		if length > e.curSize-e.curN {
+			return malformedf("write of %d bytes past the declared size %d of %s", length, e.curSize, e.objs[e.next])
+		}
+		if e.src == nil {
+			data, err := e.blob(off, length)
+			if err != nil {
+				return err
+			}
+			if _, err := e.cur.Write(data); err != nil {
+				return err
+			}
+		} else {
+			if off > e.src.size || length > e.src.size-off {
+				return malformedf("source range [%d, +%d) outside the %d-byte source %s", off, length, e.src.size, e.src.name)
+			}
+			if _, err := io.Copy(e.cur, io.NewSectionReader(e.src, int64(off), int64(length))); err != nil {
+				return fmt.Errorf("copy from source %s: %w", e.src.name, err)
+			}
+		}
+		e.curN += length
+	case OpSetReadSource:
+		b, err := e.blob(a[0], 32)
+		if err != nil {
+			return err
+		}
+		c, _ := object.ChecksumFromBytes(b)
+		e.unsetSource()
+		if e.src, err = openSource(e.tx.Repo(), c); err != nil {
+			return err
+		}
+	case OpUnsetReadSource:
+		e.unsetSource()
+	case OpClose:
+		if e.cur == nil {
+			return malformedf("close with no open object")
+		}
+		if e.curN != e.curSize {
+			return malformedf("close of %s after %d of its %d bytes", e.objs[e.next], e.curN, e.curSize)
+		}
+		n := e.objs[e.next]
+		w := e.cur
+		e.cur = nil
+		if _, err := w.Commit(&n.Checksum); err != nil {
+			return err
+		}
+		e.unsetSource()
+		e.next++
+	case OpBspatch:
+		if e.cur == nil || e.src == nil {
+			return malformedf("bspatch needs an open object and a read source")
+		}
+		if e.curN != 0 {
+			return malformedf("bspatch into a partly written object")
+		}
+		patch, err := e.blob(a[0], a[1])
+		if err != nil {
+			return err
+		}
+		if err := bsdiff.Patch(e.src, int64(e.src.size), patch, e.curSize, e.cur); err != nil {
+			if errors.Is(err, bsdiff.ErrCorrupt) {
+				return malformedf("object %s: %v", e.objs[e.next], err)
+			}
+			return fmt.Errorf("object %s: %w", e.objs[e.next], err)
+		}
+		e.curN = e.curSize
+	}
+	return nil
+}
+
+// readSource is random access to a local content object's file data.
+type readSource struct {
+	name object.Checksum
+	size uint64
+	f    *os.File
+}
+
+func (s *readSource) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
+func (s *readSource) Close() error                              { return s.f.Close() }
+
+// openSource opens a local content object for random access: bare
+// objects directly, archive objects decompressed into an unlinked
+// temporary file.
+func openSource(r *repo.Repo, c object.Checksum) (*readSource, error) {
+	content, err := r.OpenContent(c)
+	if err != nil {
+		if errors.Is(err, repo.ErrObjectNotFound) {
+			return nil, fmt.Errorf("source object %s.file is not in the repository: %w", c, err)
+		}
+		return nil, fmt.Errorf("source object %s: %w", c, err)
+	}
+	defer content.Close()
+	if f, ok := content.ReadCloser.(*os.File); ok {
+		// Bare mode: the object file is the data. Reopen so the
+		// descriptor outlives content.
+		nf, err := os.Open(f.Name())
+		if err != nil {
+			return nil, fmt.Errorf("source object %s: %w", c, err)
+		}
+		return &readSource{name: c, size: content.Size, f: nf}, nil
+	}
+	tmp, err := os.OpenFile(filepath.Join(r.Path(), "tmp"), os.O_RDWR|unix.O_TMPFILE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("source object %s: %w", c, err)
+	}
+	n, err := io.Copy(tmp, content)
+	if err == nil && uint64(n) != content.Size {
+		err = fmt.Errorf("read %d of %d bytes", n, content.Size)
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("source object %s: %w", c, err)
+	}
+	return &readSource{name: c, size: content.Size, f: tmp}, nil
+}
