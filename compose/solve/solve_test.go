@@ -1,0 +1,270 @@
+package solve
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/osupdate/os-update/compose/rpmmd"
+	"github.com/osupdate/os-update/compose/rpmver"
+)
+
+// pkg builds a package from "name-[e:]v-r.arch" and dependency specs
+// "R:req", "P:provide", "C:conflict", "O:obsolete", "W:recommend",
+// "F:/file", "PRE:req"; versioned ones are written "name >= 1.0".
+func pkg(t *testing.T, nevra string, deps ...string) *rpmmd.Package {
+	t.Helper()
+	dot := strings.LastIndexByte(nevra, '.')
+	nevr, arch := nevra[:dot], nevra[dot+1:]
+	i := strings.LastIndexByte(nevr, '-')
+	j := strings.LastIndexByte(nevr[:i], '-')
+	evr, err := rpmver.Parse(nevr[j+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rpmmd.Package{Name: nevr[:j], EVR: evr, Arch: arch, Location: nevra + ".rpm"}
+	for _, d := range deps {
+		kind, spec, _ := strings.Cut(d, ":")
+		var dep rpmmd.Dep
+		if strings.HasPrefix(spec, "(") {
+			dep.Name = spec
+		} else {
+			f := strings.Fields(spec)
+			dep.Name = f[0]
+			if len(f) == 3 {
+				dep.Flags, _ = rpmver.ParseFlags(f[1])
+				dep.EVR, _ = rpmver.Parse(f[2])
+			}
+		}
+		switch kind {
+		case "R":
+			p.Requires = append(p.Requires, dep)
+		case "PRE":
+			dep.Pre = true
+			p.Requires = append(p.Requires, dep)
+		case "P":
+			p.Provides = append(p.Provides, dep)
+		case "C":
+			p.Conflicts = append(p.Conflicts, dep)
+		case "O":
+			p.Obsoletes = append(p.Obsoletes, dep)
+		case "W":
+			p.Recommends = append(p.Recommends, dep)
+		case "F":
+			p.Files = append(p.Files, spec)
+		default:
+			t.Fatalf("bad dep kind %q", d)
+		}
+	}
+	return p
+}
+
+type puzzle struct {
+	name    string
+	pool    [][]string // each: nevra, deps...
+	request []string
+	opts    Options
+	want    []string // sorted NEVRAs, or nil when an error is expected
+	wantErr []string // substrings of the error
+	wantSeq []string // optional exact install order
+}
+
+// The expected answers are what rpm/dnf semantics require (worked out by
+// hand, the reference here); several puzzles are built so that the
+// first-looking choice is wrong and only backtracking finds the answer.
+var puzzles = []puzzle{
+	{name: "highest version wins",
+		pool:    [][]string{{"a-1-1.noarch", "R:b >= 2"}, {"b-1-1.noarch"}, {"b-2-1.noarch"}, {"b-3-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "b-3-1.noarch"}},
+	{name: "newest a is uninstallable, older one works",
+		pool:    [][]string{{"a-2-1.noarch", "R:c >= 5"}, {"a-1-1.noarch", "R:c"}, {"c-1-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "c-1-1.noarch"}},
+	{name: "epoch beats version",
+		pool:    [][]string{{"x-2.0-1.noarch"}, {"x-1:0.5-1.noarch"}, {"y-1-1.noarch", "R:x < 1:0"}},
+		request: []string{"y"}, want: []string{"x-2.0-1.noarch", "y-1-1.noarch"}},
+	{name: "epoch in requirement",
+		pool:    [][]string{{"x-2.0-1.noarch"}, {"x-1:0.5-1.noarch"}, {"y-1-1.noarch", "R:x >= 1:0.1"}},
+		request: []string{"y"}, want: []string{"x-1:0.5-1.noarch", "y-1-1.noarch"}},
+	{name: "tilde pre-release does not satisfy >= final",
+		pool:    [][]string{{"a-1-1.noarch", "R:lib >= 1.0"}, {"lib-1.0~rc1-1.noarch"}},
+		request: []string{"a"}, wantErr: []string{"nothing provides lib >= 1.0 needed by a-1-1.noarch"}},
+	{name: "caret snapshot satisfies > final",
+		pool:    [][]string{{"a-1-1.noarch", "R:lib > 1.0"}, {"lib-1.0^git5-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "lib-1.0^git5-1.noarch"}},
+	{name: "file requirement",
+		pool:    [][]string{{"a-1-1.noarch", "R:/usr/bin/tool"}, {"toolbox-1-1.noarch", "F:/usr/bin/tool"}, {"other-1-1.noarch", "F:/usr/bin/else"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "toolbox-1-1.noarch"}},
+	{name: "virtual provide: alphabetical provider conflicts",
+		pool: [][]string{{"app-1-1.noarch", "R:mta", "R:b"}, {"exim-1-1.noarch", "P:mta"}, {"postfix-1-1.noarch", "P:mta"},
+			{"b-1-1.noarch", "C:exim"}},
+		request: []string{"app"}, want: []string{"app-1-1.noarch", "b-1-1.noarch", "postfix-1-1.noarch"}},
+	{name: "deep backtrack over versions",
+		pool: [][]string{{"a-1-1.noarch", "R:b", "R:d"}, {"b-2-1.noarch", "R:c = 2"}, {"b-1-1.noarch", "R:c = 1"},
+			{"c-2-1.noarch"}, {"c-1-1.noarch"}, {"d-1-1.noarch", "C:c = 2"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "b-1-1.noarch", "c-1-1.noarch", "d-1-1.noarch"}},
+	{name: "request of an obsoleted name installs the replacement",
+		pool:    [][]string{{"oldalpha-1-1.noarch"}, {"alpha-2-1.noarch", "O:oldalpha < 2", "P:oldalpha = 2"}},
+		request: []string{"oldalpha"}, want: []string{"alpha-2-1.noarch"}},
+	{name: "obsoletes keeps the old package out",
+		pool:    [][]string{{"old-1-1.noarch"}, {"new-1-1.noarch", "O:old"}, {"x-1-1.noarch", "R:old"}},
+		request: []string{"new", "x"}, wantErr: []string{"obsoletes old-1-1.noarch"}},
+	{name: "rich or falls through to second operand",
+		pool:    [][]string{{"a-1-1.noarch", "R:(beta >= 1.0 or gamma)"}, {"beta-0.9-1.noarch"}, {"gamma-1-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "gamma-1-1.noarch"}},
+	{name: "rich if with condition present",
+		pool:    [][]string{{"a-1-1.noarch", "R:(a-fr if lang-fr)"}, {"a-fr-1-1.noarch"}, {"lang-fr-1-1.noarch"}},
+		request: []string{"a", "lang-fr"}, want: []string{"a-1-1.noarch", "a-fr-1-1.noarch", "lang-fr-1-1.noarch"}},
+	{name: "rich if with condition absent",
+		pool:    [][]string{{"a-1-1.noarch", "R:(a-fr if lang-fr)"}, {"a-fr-1-1.noarch"}, {"lang-fr-1-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch"}},
+	{name: "rich with needs one package",
+		pool: [][]string{{"a-1-1.noarch", "R:(lib with feat)"}, {"lib-a-1-1.noarch", "P:lib"}, {"lib-b-1-1.noarch", "P:lib", "P:feat"},
+			{"feat-only-1-1.noarch", "P:feat"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "lib-b-1-1.noarch"}},
+	{name: "rich unless else",
+		pool:    [][]string{{"a-1-1.noarch", "R:(x unless y else z)"}, {"x-1-1.noarch"}, {"y-1-1.noarch"}, {"z-1-1.noarch"}},
+		request: []string{"a", "y"}, want: []string{"a-1-1.noarch", "y-1-1.noarch", "z-1-1.noarch"}},
+	{name: "rich and",
+		pool:    [][]string{{"a-1-1.noarch", "R:((p >= 2 and q) or r)"}, {"p-1-1.noarch"}, {"q-1-1.noarch"}, {"r-1-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "r-1-1.noarch"}},
+	{name: "arch preference and foreign arch ignored",
+		pool:    [][]string{{"z-1-1.i686"}, {"z-1-1.x86_64"}, {"z-1-1.aarch64"}, {"w-1-1.noarch", "R:z"}},
+		request: []string{"w"}, opts: Options{Arches: []string{"x86_64", "noarch", "i686"}},
+		want: []string{"w-1-1.noarch", "z-1-1.x86_64"}},
+	{name: "unsatisfiable conflict",
+		pool:    [][]string{{"a-1-1.noarch", "C:b"}, {"b-1-1.noarch"}},
+		request: []string{"a", "b"}, wantErr: []string{"a-1-1.noarch conflicts with b-1-1.noarch"}},
+	{name: "lock pins an older version",
+		pool:    [][]string{{"a-1-1.noarch", "R:lib"}, {"lib-1.0-1.noarch"}, {"lib-2.0-1.noarch"}},
+		request: []string{"a"}, opts: Options{Locked: map[string]string{"lib": "1.0-1.noarch"}},
+		want: []string{"a-1-1.noarch", "lib-1.0-1.noarch"}},
+	{name: "lock that cannot be met",
+		pool:    [][]string{{"lib-2.0-1.noarch"}},
+		request: []string{"lib"}, opts: Options{Locked: map[string]string{"lib": "1.0-1.noarch"}},
+		wantErr: []string{"locked package lib-1.0-1.noarch is not available"}},
+	{name: "excluded dependency names the needer",
+		pool:    [][]string{{"a-1-1.noarch", "R:b >= 1"}, {"b-1-1.noarch"}},
+		request: []string{"a"}, opts: Options{Exclude: []string{"b*"}},
+		wantErr: []string{"nothing provides b >= 1 needed by a-1-1.noarch"}},
+	{name: "unknown request",
+		pool: [][]string{{"a-1-1.noarch"}}, request: []string{"nope"}, wantErr: []string{`no package provides "nope"`}},
+	{name: "recommends installed when possible, skipped when not",
+		pool:    [][]string{{"a-1-1.noarch", "W:r", "W:s"}, {"r-1-1.noarch", "R:missing"}, {"s-1-1.noarch"}},
+		request: []string{"a"}, opts: Options{Recommends: true}, want: []string{"a-1-1.noarch", "s-1-1.noarch"}},
+	{name: "recommends off",
+		pool:    [][]string{{"a-1-1.noarch", "W:s"}, {"s-1-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch"}},
+	{name: "install order puts requirements first",
+		pool:    [][]string{{"a-1-1.noarch", "R:b"}, {"b-1-1.noarch", "PRE:c"}, {"c-1-1.noarch"}, {"aa-1-1.noarch"}},
+		request: []string{"a", "aa"}, want: []string{"a-1-1.noarch", "aa-1-1.noarch", "b-1-1.noarch", "c-1-1.noarch"},
+		wantSeq: []string{"c-1-1.noarch", "b-1-1.noarch", "a-1-1.noarch", "aa-1-1.noarch"}},
+	{name: "versioned request",
+		pool:    [][]string{{"k-1-1.noarch"}, {"k-2-1.noarch"}},
+		request: []string{"k < 2"}, want: []string{"k-1-1.noarch"}},
+	{name: "rpmlib requirements are ignored",
+		pool:    [][]string{{"k-1-1.noarch", "R:rpmlib(RichDependencies) <= 4.12.0-1"}},
+		request: []string{"k"}, want: []string{"k-1-1.noarch"}},
+}
+
+func TestPuzzles(t *testing.T) {
+	for _, pz := range puzzles {
+		t.Run(pz.name, func(t *testing.T) {
+			var pool []*rpmmd.Package
+			for _, p := range pz.pool {
+				pool = append(pool, pkg(t, p[0], p[1:]...))
+			}
+			res, err := Solve(context.Background(), pool, pz.request, pz.opts)
+			if pz.wantErr != nil {
+				if err == nil {
+					t.Fatalf("solved, want error %q: %v", pz.wantErr, names(res.Install))
+				}
+				for _, w := range pz.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := names(res.Install)
+			seq := strings.Join(got, " ")
+			sort.Strings(got)
+			if strings.Join(got, " ") != strings.Join(pz.want, " ") {
+				t.Errorf("got %v, want %v", got, pz.want)
+			}
+			if pz.wantSeq != nil && seq != strings.Join(pz.wantSeq, " ") {
+				t.Errorf("order %s, want %s", seq, strings.Join(pz.wantSeq, " "))
+			}
+		})
+	}
+}
+
+func names(ps []*rpmmd.Package) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.NEVRA())
+	}
+	return out
+}
+
+// Determinism: the same input in any pool order gives the same answer.
+func TestDeterministic(t *testing.T) {
+	mk := func() []*rpmmd.Package {
+		return []*rpmmd.Package{
+			pkg(t, "app-1-1.noarch", "R:mta"), pkg(t, "exim-1-1.noarch", "P:mta"),
+			pkg(t, "postfix-1-1.noarch", "P:mta"), pkg(t, "sendmail-1-1.noarch", "P:mta"),
+		}
+	}
+	var first string
+	for i := 0; i < 10; i++ {
+		pool := mk()
+		for j := range pool { // rotate
+			k := (j + i) % len(pool)
+			pool[j], pool[k] = pool[k], pool[j]
+		}
+		res, err := Solve(context.Background(), pool, []string{"app"}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Join(names(res.Install), " ")
+		if i == 0 {
+			first = s
+		} else if s != first {
+			t.Fatalf("run %d: %s, first %s", i, s, first)
+		}
+	}
+}
+
+func TestRichParse(t *testing.T) {
+	for in, want := range map[string]string{
+		"(a or b)":                    "(a or b)",
+		"(a >= 1.0 and (b or c < 2))": "(a >= 1.0 and (b or c < 2))",
+		"(a if b else c)":             "(a if b else c)",
+		"(a with b with c)":           "(a with b with c)",
+	} {
+		e, err := parseDep(rpmmd.Dep{Name: in})
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if e.String() != want {
+			t.Errorf("%s: got %s", in, e)
+		}
+	}
+	for _, bad := range []string{"(a or)", "(a or b and c)", "(a", "(a else b)", "()", "(a >= )"} {
+		if _, err := parseDep(rpmmd.Dep{Name: bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzRich(f *testing.F) {
+	f.Add("(a or (b >= 1 and c))")
+	f.Add("(a if b else c)")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = parseDep(rpmmd.Dep{Name: "(" + s})
+	})
+}
