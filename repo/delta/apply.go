@@ -405,7 +405,7 @@ type readSource struct {
 }
 
 func (s *readSource) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
-func (s *readSource) Close() error                              { return s.f.Close() }
+func (s *readSource) Close() error                            { return s.f.Close() }
 
 // openSource opens a local content object for random access: bare
 // objects directly, archive objects decompressed into an unlinked

@@ -58,7 +58,9 @@ func opStats(t *testing.T, deltaDir string) map[byte]int {
 	return counts
 }
 
-func partName(i int) string { return filepath.Base(PartPath(object.Checksum{1}, object.Checksum{1}, i)) }
+func partName(i int) string {
+	return filepath.Base(PartPath(object.Checksum{1}, object.Checksum{1}, i))
+}
 
 // TestApplyOstreeDeltas applies deltas made by `ostree static-delta
 // generate` (from empty, and from the previous commit with bsdiff and

@@ -1,0 +1,627 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/delta/bsdiff"
+	"github.com/osupdate/os-update/repo/object"
+	"golang.org/x/sys/unix"
+)
+
+// Generator defaults, libostree's (decimal megabytes).
+const (
+	DefaultMaxChunkSize    = 32_000_000
+	DefaultMinFallbackSize = 4_000_000
+	DefaultMaxBsdiffSize   = 128_000_000
+)
+
+// GenerateOptions controls Generate. Zero values mean the defaults.
+type GenerateOptions struct {
+	// MaxChunkSize is the payload size at which a part is cut.
+	MaxChunkSize uint64
+	// MinFallbackSize: new content objects larger than this, with no
+	// similar file in the source, are left out of the delta for the
+	// client to fetch whole. NoFallbacks puts everything in parts.
+	MinFallbackSize uint64
+	NoFallbacks     bool
+	// MaxBsdiffSize bounds old+new size of a file pair that is diffed in
+	// memory (rollsum or bsdiff); memory use is about 18 bytes per byte
+	// of the old file.
+	MaxBsdiffSize  uint64
+	DisableBsdiff  bool
+	DisableRollsum bool
+	// Inline stores the parts in the superblock.
+	Inline bool
+	// Uncompressed writes parts without xz (tests, debugging).
+	Uncompressed bool
+	// Metadata is extra superblock metadata, placed first.
+	Metadata object.Metadata
+	// Timestamp of the delta; zero means now.
+	Timestamp time.Time
+}
+
+// GenerateStats reports how Generate encoded the delta.
+type GenerateStats struct {
+	Name                    Name
+	Digest                  [32]byte // of the superblock
+	Parts, Fallbacks        int
+	SuperblockSize          int64
+	PartsSize               int64  // bytes of all part files (inline included)
+	Reused                  int    // objects of the target the source already has
+	Plain, Rollsum, Bsdiff  int    // content objects by encoding
+	Meta                    int    // metadata objects
+	NewBytes, ModifiedBytes uint64 // uncompressed sizes of new and modified content
+}
+
+// TotalSize is the delta's size on the wire: superblock plus parts.
+func (s *GenerateStats) TotalSize() int64 {
+	return s.SuperblockSize + s.PartsSize
+}
+
+// Generate writes the static delta from → to (from zero: from empty) into
+// r's deltas/ directory, replacing one that exists. Everything is written
+// in a staging directory and moved into place with one rename, so a
+// reader sees the old delta or the complete new one.
+//
+// Objects the source commit has are not carried. A changed regular file
+// with a plausible source (same path; else same name elsewhere with a
+// size within 30%; else a name equal but for version numbers in the same
+// directory) is encoded as copies from the old file (rollsum) or as a
+// bsdiff patch, whichever measures smaller, or whole when neither wins.
+// Parts are xz-compressed and cut at MaxChunkSize.
+func Generate(ctx context.Context, r *repo.Repo, from, to object.Checksum, opts GenerateOptions) (*GenerateStats, error) {
+	g := &generator{ctx: ctx, r: r, opts: opts, name: Name{From: from, To: to}}
+	st, err := g.run()
+	if err != nil {
+		return nil, fmt.Errorf("generate delta %s: %w", g.name, err)
+	}
+	return st, nil
+}
+
+type fromFile struct {
+	path string
+	sum  object.Checksum
+}
+
+type newContent struct {
+	path string
+	sum  object.Checksum
+}
+
+type generator struct {
+	ctx  context.Context
+	r    *repo.Repo
+	opts GenerateOptions
+	name Name
+
+	have    repo.Reachable             // objects of the source commit
+	byPath  map[string]object.Checksum // source files by path
+	byBase  map[string][]fromFile      // source files by base name
+	byFuzzy map[string][]fromFile      // source files by dir + name without digits
+	stage   string
+	sb      Superblock
+	pw      *PartWriter
+	st      GenerateStats
+	est     *zstd.Encoder
+}
+
+func (g *generator) run() (*GenerateStats, error) {
+	o := &g.opts
+	if o.MaxChunkSize == 0 {
+		o.MaxChunkSize = DefaultMaxChunkSize
+	}
+	if o.MinFallbackSize == 0 {
+		o.MinFallbackSize = DefaultMinFallbackSize
+	}
+	if o.MaxBsdiffSize == 0 {
+		o.MaxBsdiffSize = DefaultMaxBsdiffSize
+	}
+	commit, err := g.r.ReadMeta(object.TypeCommit, g.name.To)
+	if err != nil {
+		return nil, err
+	}
+	if object.SumMeta(commit) != g.name.To {
+		return nil, fmt.Errorf("commit %s is corrupt", g.name.To)
+	}
+	cm, err := object.UnmarshalCommit(commit)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", g.name.To, err)
+	}
+	if g.r.IsPartial(g.name.To) {
+		return nil, fmt.Errorf("commit %s is partial", g.name.To)
+	}
+	detached, err := g.r.ReadCommitMeta(g.name.To)
+	if err != nil {
+		return nil, err
+	}
+	ts := o.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	g.sb = Superblock{Name: g.name, Metadata: o.Metadata, Timestamp: uint64(ts.Unix()), Commit: commit, CommitMeta: detached}
+	g.st.Name = g.name
+
+	g.have = repo.Reachable{}
+	g.byPath, g.byBase, g.byFuzzy = map[string]object.Checksum{}, map[string][]fromFile{}, map[string][]fromFile{}
+	if !g.name.From.IsZero() {
+		if g.r.IsPartial(g.name.From) {
+			return nil, fmt.Errorf("source commit %s is partial", g.name.From)
+		}
+		fc, err := g.r.LoadCommit(g.name.From)
+		if err != nil {
+			return nil, fmt.Errorf("source commit: %w", err)
+		}
+		g.have.Add(object.Name{Checksum: g.name.From, Type: object.TypeCommit})
+		if err := g.indexSource(repo.Tree{DirTree: fc.RootTree, DirMeta: fc.RootMeta}, "/"); err != nil {
+			return nil, fmt.Errorf("source commit %s: %w", g.name.From, err)
+		}
+	}
+
+	if err := os.MkdirAll(filepath.Join(g.r.Path(), "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	g.stage = filepath.Join(g.r.Path(), "tmp", "delta-"+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(g.stage, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(g.stage)
+	if g.est, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)); err != nil {
+		return nil, err
+	}
+	defer g.est.Close()
+
+	// Metadata first (the client can then walk the tree while content
+	// parts arrive), content after, in tree order.
+	var content []newContent
+	seen := repo.Reachable{}
+	g.pw = NewPartWriter()
+	if err := g.walkTarget(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, "/", seen, &content); err != nil {
+		return nil, err
+	}
+	for _, c := range content {
+		if err := g.ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := g.addContent(c); err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", c.path, c.sum, err)
+		}
+	}
+	if err := g.flush(); err != nil {
+		return nil, err
+	}
+	return &g.st, g.publish()
+}
+
+// indexSource records the objects and file paths of the source tree.
+func (g *generator) indexSource(t repo.Tree, dir string) error {
+	g.have.Add(object.Name{Checksum: t.DirMeta, Type: object.TypeDirMeta})
+	if !g.have.Add(object.Name{Checksum: t.DirTree, Type: object.TypeDirTree}) {
+		// The same subtree elsewhere: its objects are known; paths
+		// under it only add candidates, which the first copy gave.
+		return nil
+	}
+	dt, err := g.r.LoadDirTree(t.DirTree)
+	if err != nil {
+		return err
+	}
+	for _, f := range dt.Files {
+		g.have.Add(object.Name{Checksum: f.Checksum, Type: object.TypeFile})
+		p := path.Join(dir, f.Name)
+		g.byPath[p] = f.Checksum
+		ff := fromFile{p, f.Checksum}
+		g.byBase[f.Name] = append(g.byBase[f.Name], ff)
+		k := fuzzyKey(dir, f.Name)
+		g.byFuzzy[k] = append(g.byFuzzy[k], ff)
+	}
+	for _, d := range dt.Dirs {
+		if err := g.indexSource(repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}, path.Join(dir, d.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// fuzzyKey names a file the same across version bumps:
+// /usr/lib/libfoo.so.1.2 and /usr/lib/libfoo.so.1.3 share a key.
+func fuzzyKey(dir, name string) string {
+	return dir + "\x00" + digits.ReplaceAllString(name, "#")
+}
+
+// walkTarget emits the target's new metadata objects and lists its new
+// content objects.
+func (g *generator) walkTarget(t repo.Tree, dir string, seen repo.Reachable, content *[]newContent) error {
+	if err := g.addMeta(object.Name{Checksum: t.DirMeta, Type: object.TypeDirMeta}, seen); err != nil {
+		return err
+	}
+	dtName := object.Name{Checksum: t.DirTree, Type: object.TypeDirTree}
+	if g.have.Has(dtName) || seen.Has(dtName) {
+		// The source (or an earlier part) has this whole subtree.
+		if !g.have.Has(dtName) {
+			return nil
+		}
+		g.st.Reused++
+		return nil
+	}
+	if err := g.addMeta(dtName, seen); err != nil {
+		return err
+	}
+	dt, err := g.r.LoadDirTree(t.DirTree)
+	if err != nil {
+		return err
+	}
+	for _, f := range dt.Files {
+		n := object.Name{Checksum: f.Checksum, Type: object.TypeFile}
+		if g.have.Has(n) {
+			g.st.Reused++
+			continue
+		}
+		if seen.Add(n) {
+			*content = append(*content, newContent{path.Join(dir, f.Name), f.Checksum})
+		}
+	}
+	for _, d := range dt.Dirs {
+		if err := g.walkTarget(repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}, path.Join(dir, d.Name), seen, content); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *generator) addMeta(n object.Name, seen repo.Reachable) error {
+	if g.have.Has(n) || !seen.Add(n) {
+		return nil
+	}
+	data, err := g.r.ReadMeta(n.Type, n.Checksum)
+	if err != nil {
+		return err
+	}
+	if object.SumMeta(data) != n.Checksum {
+		return fmt.Errorf("%s is corrupt", n)
+	}
+	off := g.pw.Blob(data)
+	g.pw.Op(OpOpenSpliceAndClose, uint64(len(data)), off)
+	g.pw.Add(n, uint64(len(data)))
+	g.st.Meta++
+	return g.maybeFlush()
+}
+
+// source picks the old file a new file most plausibly derives from.
+func (g *generator) source(p string, size uint64) (object.Checksum, bool) {
+	if c, ok := g.byPath[p]; ok {
+		return c, true
+	}
+	dir, base := path.Split(p)
+	similar := func(cands []fromFile) (object.Checksum, bool) {
+		best, bestDiff := object.Checksum{}, uint64(1<<63)
+		for i, c := range cands {
+			if i >= 16 {
+				break
+			}
+			oc, err := g.r.OpenContent(c.sum)
+			if err != nil {
+				continue
+			}
+			oc.Close()
+			if oc.Header.IsSymlink() {
+				continue
+			}
+			d := max(oc.Size, size) - min(oc.Size, size)
+			if 10*d <= 3*min(oc.Size, size) && d < bestDiff {
+				best, bestDiff = c.sum, d
+			}
+		}
+		return best, bestDiff != 1<<63
+	}
+	if c, ok := similar(g.byBase[base]); ok {
+		return c, true
+	}
+	return similar(g.byFuzzy[fuzzyKey(path.Clean(dir), base)])
+}
+
+func (g *generator) addContent(nc newContent) error {
+	c, err := g.r.OpenContent(nc.sum)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h := c.Header
+	n := object.Name{Checksum: nc.sum, Type: object.TypeFile}
+	modeIdx, xattrIdx := g.pw.Mode(h), g.pw.Xattrs(h.Xattrs)
+	if h.IsSymlink() {
+		off := g.pw.Blob([]byte(h.SymlinkTarget))
+		g.pw.Op(OpOpenSpliceAndClose, modeIdx, xattrIdx, uint64(len(h.SymlinkTarget)), off)
+		g.pw.Add(n, uint64(len(h.SymlinkTarget)))
+		g.st.Plain++
+		return g.maybeFlush()
+	}
+	g.st.NewBytes += c.Size
+	var old object.Checksum
+	var haveOld bool
+	if !g.name.From.IsZero() && c.Size > 0 {
+		old, haveOld = g.source(nc.path, c.Size)
+	}
+	var data []byte // the new file's data, once read
+	if haveOld {
+		done, d, err := g.tryDiff(n, c, old, modeIdx, xattrIdx)
+		if err != nil || done {
+			return err
+		}
+		data = d
+	}
+	if !g.opts.NoFallbacks && c.Size > g.opts.MinFallbackSize {
+		if data != nil {
+			return g.addFallback(n, c.Header, c.Size, bytes.NewReader(data))
+		}
+		return g.addFallback(n, c.Header, c.Size, c)
+	}
+	if data == nil {
+		if data, err = readAll(c, c.Size); err != nil {
+			return err
+		}
+	}
+	off := g.pw.Blob(data)
+	g.pw.Op(OpOpenSpliceAndClose, modeIdx, xattrIdx, uint64(len(data)), off)
+	g.pw.Add(n, c.Size)
+	g.st.Plain++
+	return g.maybeFlush()
+}
+
+func readAll(r io.Reader, size uint64) ([]byte, error) {
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("read %d bytes: %w", size, err)
+	}
+	return data, nil
+}
+
+// estimate is a fast stand-in for the compressed size of b in a part.
+func (g *generator) estimate(b []byte) int {
+	return len(g.est.EncodeAll(b, make([]byte, 0, len(b)/4+64)))
+}
+
+// tryDiff encodes n against the old file, if that measures smaller than
+// storing it whole. It reports whether n was added, and returns the new
+// data if it read it.
+func (g *generator) tryDiff(n object.Name, c *repo.Content, oldSum object.Checksum, modeIdx, xattrIdx uint64) (bool, []byte, error) {
+	oc, err := g.r.OpenContent(oldSum)
+	if err != nil {
+		return false, nil, err
+	}
+	defer oc.Close()
+	if oc.Size == 0 || oc.Size+c.Size > g.opts.MaxBsdiffSize {
+		return false, nil, nil
+	}
+	old, err := readAll(oc, oc.Size)
+	if err != nil {
+		return false, nil, fmt.Errorf("source %s: %w", oldSum, err)
+	}
+	data, err := readAll(c, c.Size)
+	if err != nil {
+		return false, nil, err
+	}
+	plainCost := g.estimate(data)
+
+	bestCost, best := plainCost, ""
+	var segs []segment
+	if !g.opts.DisableRollsum {
+		var literal int
+		segs, literal = rollsumMatch(old, data)
+		if literal < len(data) {
+			lits := make([]byte, 0, literal)
+			for _, s := range segs {
+				if !s.Copy {
+					lits = append(lits, data[s.NewOff:s.NewOff+s.Len]...)
+				}
+			}
+			cost := g.estimate(lits) + 6*len(segs)
+			if cost < bestCost {
+				bestCost, best = cost, "rollsum"
+			}
+			// Nearly everything copied: bsdiff cannot do much better
+			// and would cost time.
+			if literal*100 < len(data) {
+				goto decided
+			}
+		}
+	}
+	if !g.opts.DisableBsdiff {
+		patch := bsdiff.Diff(old, data)
+		if cost := g.estimate(patch) + 16; cost < bestCost {
+			bestCost, best = cost, "bsdiff"
+			csumOff := g.pw.Blob(oldSum[:])
+			g.pw.Op(OpSetReadSource, csumOff)
+			g.pw.Op(OpOpen, modeIdx, xattrIdx, c.Size)
+			off := g.pw.Blob(patch)
+			g.pw.Op(OpBspatch, off, uint64(len(patch)))
+			g.pw.Op(OpClose)
+			g.pw.Op(OpUnsetReadSource)
+			g.pw.Add(n, c.Size)
+			g.st.Bsdiff++
+			g.st.ModifiedBytes += c.Size
+			return true, nil, g.maybeFlush()
+		}
+	}
+decided:
+	if best != "rollsum" {
+		return false, data, nil
+	}
+	g.pw.Op(OpOpen, modeIdx, xattrIdx, c.Size)
+	csumOff, srcSet := uint64(0), false
+	for _, s := range segs {
+		if s.Copy {
+			if !srcSet {
+				if csumOff == 0 {
+					csumOff = g.pw.Blob(oldSum[:]) + 1
+				}
+				g.pw.Op(OpSetReadSource, csumOff-1)
+				srcSet = true
+			}
+			g.pw.Op(OpWrite, uint64(s.Len), uint64(s.Off))
+			continue
+		}
+		if srcSet {
+			g.pw.Op(OpUnsetReadSource)
+			srcSet = false
+		}
+		off := g.pw.Blob(data[s.NewOff : s.NewOff+s.Len])
+		g.pw.Op(OpWrite, uint64(s.Len), off)
+	}
+	g.pw.Op(OpClose)
+	if srcSet {
+		g.pw.Op(OpUnsetReadSource)
+	}
+	g.pw.Add(n, c.Size)
+	g.st.Rollsum++
+	g.st.ModifiedBytes += c.Size
+	return true, nil, g.maybeFlush()
+}
+
+// addFallback records a large new object the client fetches whole. The
+// compressed size is that of its .filez form.
+func (g *generator) addFallback(n object.Name, h *object.FileHeader, size uint64, data io.Reader) error {
+	var zsize uint64
+	if g.r.IsArchive() {
+		var st unix.Stat_t
+		if err := unix.Stat(g.r.ObjectPath(n.Checksum, n.Type), &st); err != nil {
+			return err
+		}
+		zsize = uint64(st.Size)
+	} else {
+		cw := &countWriter{}
+		fz, err := object.NewFilezWriter(cw, h, size, repo.CompressionLevel)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(fz, data); err != nil {
+			return err
+		}
+		if err := fz.Close(); err != nil {
+			return err
+		}
+		zsize = cw.n
+	}
+	g.sb.Fallbacks = append(g.sb.Fallbacks, Fallback{Object: n, Size: zsize, USize: size})
+	g.st.Fallbacks++
+	return nil
+}
+
+type countWriter struct{ n uint64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += uint64(len(p)); return len(p), nil }
+
+func (g *generator) maybeFlush() error {
+	if uint64(g.pw.Size()) < g.opts.MaxChunkSize {
+		return nil
+	}
+	return g.flush()
+}
+
+// flush writes the current part, if it has objects.
+func (g *generator) flush() error {
+	pw := g.pw
+	if len(pw.Objects) == 0 {
+		return nil
+	}
+	g.pw = NewPartWriter()
+	i := len(g.sb.Parts)
+	payload, err := pw.Part().Marshal()
+	if err != nil {
+		return fmt.Errorf("%s: %w", partLabel(i), err)
+	}
+	var buf bytes.Buffer
+	if err := EncodePart(&buf, payload, !g.opts.Uncompressed); err != nil {
+		return fmt.Errorf("%s: %w", partLabel(i), err)
+	}
+	raw := buf.Bytes()
+	g.sb.Parts = append(g.sb.Parts, PartHeader{Checksum: sha256.Sum256(raw), Size: uint64(len(raw)), USize: pw.USize, Objects: pw.Objects})
+	g.st.Parts++
+	g.st.PartsSize += int64(len(raw))
+	if g.opts.Inline {
+		if g.sb.Inline == nil {
+			g.sb.Inline = map[int][]byte{}
+		}
+		g.sb.Inline[i] = append([]byte(nil), raw...)
+		return nil
+	}
+	return writeSynced(filepath.Join(g.stage, strconv.Itoa(i)), raw)
+}
+
+func writeSynced(p string, data []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// publish writes the superblock and moves the staged delta into place.
+func (g *generator) publish() error {
+	raw, err := g.sb.Marshal()
+	if err != nil {
+		return err
+	}
+	if len(raw) > MaxSuperblockSize {
+		return fmt.Errorf("superblock of %d bytes exceeds %d (too many inline parts?)", len(raw), MaxSuperblockSize)
+	}
+	if err := writeSynced(filepath.Join(g.stage, "superblock"), raw); err != nil {
+		return err
+	}
+	g.st.Digest = Digest(raw)
+	g.st.SuperblockSize = int64(len(raw))
+	if g.opts.Inline {
+		g.st.PartsSize = 0 // counted in the superblock
+	}
+	if err := syncDir(g.stage); err != nil {
+		return err
+	}
+	dst := filepath.Join(g.r.Path(), g.name.Dir())
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, g.stage, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		// Replace the old delta in one step, then remove it.
+		if err = unix.Renameat2(unix.AT_FDCWD, g.stage, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE); err == nil {
+			os.RemoveAll(g.stage)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", g.name.Dir(), err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
