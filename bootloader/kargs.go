@@ -1,0 +1,123 @@
+package bootloader
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kargs is an ordered kernel command line.
+type Kargs []string
+
+// ParseKargs splits a command line at whitespace, keeping double-quoted
+// values (key="a b") together as the kernel does.
+func ParseKargs(s string) Kargs {
+	var out Kargs
+	var cur strings.Builder
+	inQuote, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			cur.WriteRune(r)
+			have = true
+		case !inQuote && (r == ' ' || r == '\t' || r == '\n'):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// String joins the arguments with single spaces.
+func (k Kargs) String() string { return strings.Join(k, " ") }
+
+func kargKey(a string) string {
+	key, _, _ := strings.Cut(a, "=")
+	return key
+}
+
+// Get returns the value of the first argument with key, and whether one
+// exists ("" for a bare flag).
+func (k Kargs) Get(key string) (string, bool) {
+	for _, a := range k {
+		if kargKey(a) == key {
+			_, v, _ := strings.Cut(a, "=")
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Append adds an argument at the end, even if its key is present.
+func (k Kargs) Append(arg string) Kargs { return append(k, arg) }
+
+// Replace sets KEY=VALUE (or a bare KEY): the first argument with that key
+// takes the new value in place and any others are dropped; an absent key
+// is appended. This is the meaning of `ostree admin deploy --karg`.
+func (k Kargs) Replace(arg string) Kargs {
+	key := kargKey(arg)
+	out := make(Kargs, 0, len(k)+1)
+	done := false
+	for _, a := range k {
+		if kargKey(a) != key {
+			out = append(out, a)
+		} else if !done {
+			out = append(out, arg)
+			done = true
+		}
+	}
+	if !done {
+		out = append(out, arg)
+	}
+	return out
+}
+
+// Delete removes arguments: "KEY" removes every argument with that key,
+// "KEY=VALUE" only that exact one. It fails if nothing matched.
+func (k Kargs) Delete(arg string) (Kargs, error) {
+	exact := strings.Contains(arg, "=")
+	out := make(Kargs, 0, len(k))
+	for _, a := range k {
+		if exact && a == arg || !exact && kargKey(a) == arg {
+			continue
+		}
+		out = append(out, a)
+	}
+	if len(out) == len(k) {
+		return k, fmt.Errorf("kernel argument %q is not set", arg)
+	}
+	return out, nil
+}
+
+// Without returns the arguments whose key is not key.
+func (k Kargs) Without(key string) Kargs {
+	out := make(Kargs, 0, len(k))
+	for _, a := range k {
+		if kargKey(a) != key {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Equal reports whether two lists are identical.
+func (k Kargs) Equal(o Kargs) bool {
+	if len(k) != len(o) {
+		return false
+	}
+	for i := range k {
+		if k[i] != o[i] {
+			return false
+		}
+	}
+	return true
+}

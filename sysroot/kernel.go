@@ -1,0 +1,423 @@
+package sysroot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/object"
+	"golang.org/x/sys/unix"
+)
+
+// kernelLayout describes the kernel of a tree, found in
+// usr/lib/modules/KVER/: vmlinuz, and optionally initramfs.img (or
+// initramfs), devicetree (a file) or dtb/ (a directory), .vmlinuz.hmac.
+type kernelLayout struct {
+	KVer       string
+	Initramfs  string // source name, "" if none
+	Devicetree string // "devicetree", "dtb" or ""
+	HMAC       bool
+	BootCsum   string
+}
+
+func (k *kernelLayout) srcDir() string { return filepath.Join("usr/lib/modules", k.KVer) }
+
+// bootFiles maps source names (in srcDir) to names in /boot/ostree/OS-CSUM.
+func (k *kernelLayout) bootFiles() [][2]string {
+	out := [][2]string{{"vmlinuz", "vmlinuz-" + k.KVer}}
+	if k.Initramfs != "" {
+		out = append(out, [2]string{k.Initramfs, "initramfs-" + k.KVer + ".img"})
+	}
+	switch k.Devicetree {
+	case "devicetree":
+		out = append(out, [2]string{"devicetree", "devicetree-" + k.KVer})
+	case "dtb":
+		out = append(out, [2]string{"dtb", "dtb"})
+	}
+	if k.HMAC {
+		out = append(out, [2]string{".vmlinuz.hmac", ".vmlinuz-" + k.KVer + ".hmac"})
+	}
+	return out
+}
+
+// treeDir is a directory of a commit's tree, read from the repository.
+type treeDir struct {
+	r  *repo.Repo
+	dt *object.DirTree
+}
+
+func (t *treeDir) sub(name string) (*treeDir, error) {
+	for _, d := range t.dt.Dirs {
+		if d.Name == name {
+			dt, err := t.r.LoadDirTree(d.Tree)
+			if err != nil {
+				return nil, err
+			}
+			return &treeDir{t.r, dt}, nil
+		}
+	}
+	return nil, nil
+}
+
+func (t *treeDir) file(name string) (object.Checksum, bool) {
+	for _, f := range t.dt.Files {
+		if f.Name == name {
+			return f.Checksum, true
+		}
+	}
+	return object.Checksum{}, false
+}
+
+// regular reports whether the tree has a regular file name.
+func (t *treeDir) regular(name string) (object.Checksum, bool, error) {
+	c, ok := t.file(name)
+	if !ok {
+		return c, false, nil
+	}
+	content, err := t.r.OpenContent(c)
+	if err != nil {
+		return c, false, fmt.Errorf("%s: %w", name, err)
+	}
+	content.Close()
+	return c, !content.Header.IsSymlink(), nil
+}
+
+func (t *treeDir) walk(path string) (*treeDir, error) {
+	cur := t
+	for _, p := range strings.Split(path, "/") {
+		next, err := cur.sub(p)
+		if err != nil || next == nil {
+			return nil, err
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+func (t *treeDir) hashFile(h hash.Hash, c object.Checksum) error {
+	content, err := t.r.OpenContent(c)
+	if err != nil {
+		return err
+	}
+	defer content.Close()
+	if content.Header.IsSymlink() {
+		return fmt.Errorf("is a symlink")
+	}
+	_, err = io.Copy(h, content)
+	return err
+}
+
+// hashDir feeds every file under t to h, names sorted at each level as
+// libostree does for a dtb/ directory.
+func (t *treeDir) hashDir(h hash.Hash) error {
+	type ent struct {
+		name string
+		dir  bool
+		c    object.Checksum
+	}
+	var ents []ent
+	for _, f := range t.dt.Files {
+		ents = append(ents, ent{f.Name, false, f.Checksum})
+	}
+	for _, d := range t.dt.Dirs {
+		ents = append(ents, ent{name: d.Name, dir: true})
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
+	for _, e := range ents {
+		if e.dir {
+			sub, err := t.sub(e.name)
+			if err != nil {
+				return err
+			}
+			if err := sub.hashDir(h); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := t.hashFile(h, e.c); err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	return nil
+}
+
+// findKernel locates the kernel of a commit in the repository and
+// computes its bootcsum. A tree without a kernel, or with more than one
+// usr/lib/modules/KVER/vmlinuz, is refused: which one would boot would be
+// a guess.
+func findKernel(r *repo.Repo, root *treeDir) (*kernelLayout, error) {
+	mods, err := root.walk("usr/lib/modules")
+	if err != nil {
+		return nil, fmt.Errorf("usr/lib/modules: %w", err)
+	}
+	var found []*kernelLayout
+	var dirs []*treeDir
+	if mods != nil {
+		for _, d := range mods.dt.Dirs {
+			sub, err := mods.sub(d.Name)
+			if err != nil {
+				return nil, fmt.Errorf("usr/lib/modules/%s: %w", d.Name, err)
+			}
+			if _, ok, err := sub.regular("vmlinuz"); err != nil {
+				return nil, fmt.Errorf("usr/lib/modules/%s/%w", d.Name, err)
+			} else if ok {
+				found = append(found, &kernelLayout{KVer: d.Name})
+				dirs = append(dirs, sub)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no kernel found: the commit has no usr/lib/modules/KVER/vmlinuz")
+	case 1:
+	default:
+		names := make([]string, len(found))
+		for i, k := range found {
+			names[i] = k.KVer
+		}
+		return nil, fmt.Errorf("more than one kernel in usr/lib/modules (%s): refusing to guess which one to boot", strings.Join(names, ", "))
+	}
+	k, dir := found[0], dirs[0]
+	h := sha256.New()
+	vm, _ := dir.file("vmlinuz")
+	if err := dir.hashFile(h, vm); err != nil {
+		return nil, fmt.Errorf("%s/vmlinuz: %w", k.srcDir(), err)
+	}
+	for _, name := range []string{"initramfs.img", "initramfs"} {
+		c, ok, err := dir.regular(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%w", k.srcDir(), err)
+		}
+		if ok {
+			k.Initramfs = name
+			if err := dir.hashFile(h, c); err != nil {
+				return nil, fmt.Errorf("%s/%s: %w", k.srcDir(), name, err)
+			}
+			break
+		}
+	}
+	if c, ok, err := dir.regular("devicetree"); err != nil {
+		return nil, fmt.Errorf("%s/%w", k.srcDir(), err)
+	} else if ok {
+		k.Devicetree = "devicetree"
+		if err := dir.hashFile(h, c); err != nil {
+			return nil, fmt.Errorf("%s/devicetree: %w", k.srcDir(), err)
+		}
+	} else if dtb, err := dir.sub("dtb"); err != nil {
+		return nil, fmt.Errorf("%s/dtb: %w", k.srcDir(), err)
+	} else if dtb != nil {
+		k.Devicetree = "dtb"
+		if err := dtb.hashDir(h); err != nil {
+			return nil, fmt.Errorf("%s/dtb: %w", k.srcDir(), err)
+		}
+	}
+	if _, ok, err := dir.regular(".vmlinuz.hmac"); err != nil {
+		return nil, err
+	} else if ok {
+		k.HMAC = true
+	}
+	k.BootCsum = hex.EncodeToString(h.Sum(nil))
+	return k, nil
+}
+
+// kernelOnDisk finds the kernel layout of a checked-out deployment (used
+// for deployments that exist already, whose bootcsum is known).
+func kernelOnDisk(depDir string) (*kernelLayout, error) {
+	mods := filepath.Join(depDir, "usr/lib/modules")
+	des, err := os.ReadDir(mods)
+	if err != nil {
+		return nil, fmt.Errorf("find kernel: %w", err)
+	}
+	var found []*kernelLayout
+	for _, de := range des {
+		if !de.IsDir() {
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(mods, de.Name(), "vmlinuz")); err == nil && fi.Mode().IsRegular() {
+			found = append(found, &kernelLayout{KVer: de.Name()})
+		}
+	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("find kernel in %s: %d kernels", depDir, len(found))
+	}
+	k := found[0]
+	dir := filepath.Join(depDir, k.srcDir())
+	isReg := func(n string) bool {
+		fi, err := os.Lstat(filepath.Join(dir, n))
+		return err == nil && fi.Mode().IsRegular()
+	}
+	for _, n := range []string{"initramfs.img", "initramfs"} {
+		if isReg(n) {
+			k.Initramfs = n
+			break
+		}
+	}
+	if isReg("devicetree") {
+		k.Devicetree = "devicetree"
+	} else if fi, err := os.Lstat(filepath.Join(dir, "dtb")); err == nil && fi.IsDir() {
+		k.Devicetree = "dtb"
+	}
+	k.HMAC = isReg(".vmlinuz.hmac")
+	return k, nil
+}
+
+// bootDirRel is the kernel directory of a deployment, relative to /boot.
+func bootDirRel(osname, bootcsum string) string {
+	return filepath.Join("ostree", osname+"-"+bootcsum)
+}
+
+// installKernel makes /boot/ostree/OS-BOOTCSUM hold the kernel files of
+// the deployment, if it does not already. The directory is assembled
+// under a temporary name and renamed into place, so an existing one is
+// always complete.
+func (s *Sysroot) installKernel(d *Deployment, k *kernelLayout) error {
+	final := s.abs(filepath.Join("boot", bootDirRel(d.OS, d.BootCsum)))
+	if _, err := os.Stat(final); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(final)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("install kernel: %w", err)
+	}
+	tmp := filepath.Join(parent, ".tmp-"+filepath.Base(final))
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("install kernel: %w", err)
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("install kernel: %w", err)
+	}
+	src := s.abs(filepath.Join(d.RelDir(), k.srcDir()))
+	for _, f := range k.bootFiles() {
+		if err := s.linkOrCopy(filepath.Join(src, f[0]), filepath.Join(tmp, f[1])); err != nil {
+			return fmt.Errorf("install kernel %s: %w", d.Name(), err)
+		}
+		s.checkpoint("kernel-file")
+	}
+	if err := s.syncDir(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("install kernel: %w", err)
+	}
+	return s.syncDir(parent)
+}
+
+// linkOrCopy hardlinks src to dst, or copies it (recursively for a
+// directory) where a link is impossible (/boot on another file system).
+func (s *Sysroot) linkOrCopy(src, dst string) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return err
+		}
+		des, err := os.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, de := range des {
+			if err := s.linkOrCopy(filepath.Join(src, de.Name()), filepath.Join(dst, de.Name())); err != nil {
+				return err
+			}
+		}
+		return s.syncDir(dst)
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	} else if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.EMLINK) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	return s.copyFile(src, dst, fi.Mode().Perm())
+}
+
+func (s *Sysroot) copyFile(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if !s.opts.NoSync {
+		if err := out.Sync(); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	return out.Close()
+}
+
+func (s *Sysroot) syncDir(dir string) error {
+	if s.opts.NoSync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes path through a synced temporary file and a rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if sync {
+		d, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return d.Sync()
+	}
+	return nil
+}

@@ -1,0 +1,259 @@
+package sysroot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/osupdate/os-update/bootloader"
+	"github.com/osupdate/os-update/repo/keyfile"
+)
+
+// mutate runs fn under the lock with freshly loaded state, after removing
+// the leftovers of interrupted operations.
+func (s *Sysroot) mutate(fn func() error) error {
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.Load(); err != nil {
+		return err
+	}
+	return fn()
+}
+
+// Rollback makes the rollback deployment the default: if the booted (or,
+// offline, the default) deployment is first, the next one moves to the
+// front; otherwise the booted one does.
+func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
+	var target *Deployment
+	err := s.mutate(func() error {
+		if len(s.Deployments) < 2 {
+			return fmt.Errorf("rollback: no rollback deployment (only %d deployment)", len(s.Deployments))
+		}
+		b := 0
+		if s.Booted != nil {
+			b = s.Booted.Index
+		}
+		t := 1
+		if b != 0 {
+			t = b
+		}
+		target = s.Deployments[t]
+		list := []*Deployment{target}
+		for i, d := range s.Deployments {
+			if i != t {
+				list = append(list, d)
+			}
+		}
+		if err := s.cleanLeftovers(&CleanupResult{}); err != nil {
+			return err
+		}
+		if s.Staged != nil {
+			s.logf("Discarding staged deployment %s", s.Staged.Name())
+			if err := s.removeStaged(); err != nil {
+				return err
+			}
+		}
+		if err := s.writeDeployments(list); err != nil {
+			return err
+		}
+		_, err := s.cleanup(ctx, false)
+		return err
+	})
+	return target, err
+}
+
+// Undeploy removes the deployment at index from the boot configuration,
+// then deletes it.
+func (s *Sysroot) Undeploy(ctx context.Context, index int) error {
+	return s.mutate(func() error {
+		if index < 0 || index >= len(s.Deployments) {
+			return fmt.Errorf("undeploy: no deployment %d (there are %d)", index, len(s.Deployments))
+		}
+		d := s.Deployments[index]
+		if d.same(s.Booted) {
+			return fmt.Errorf("undeploy: deployment %d is the booted one", index)
+		}
+		if len(s.Deployments) == 1 {
+			return fmt.Errorf("undeploy: deployment %d is the only one", index)
+		}
+		list := append(append([]*Deployment{}, s.Deployments[:index]...), s.Deployments[index+1:]...)
+		if err := s.cleanLeftovers(&CleanupResult{}); err != nil {
+			return err
+		}
+		if err := s.writeDeployments(list); err != nil {
+			return err
+		}
+		_, err := s.cleanup(ctx, true)
+		return err
+	})
+}
+
+// SetPinned pins or unpins the deployment at index; a pinned deployment
+// is kept when new ones are deployed.
+func (s *Sysroot) SetPinned(index int, pinned bool) error {
+	return s.mutate(func() error {
+		if index < 0 || index >= len(s.Deployments) {
+			return fmt.Errorf("pin: no deployment %d (there are %d)", index, len(s.Deployments))
+		}
+		d := s.Deployments[index]
+		if d.Origin == nil {
+			d.Origin = keyfile.New()
+		}
+		if pinned {
+			d.Origin.SetBool("libostree-transient", "pinned", true)
+		} else {
+			d.Origin.Delete("libostree-transient", "pinned")
+			if len(d.Origin.Keys("libostree-transient")) == 0 {
+				d.Origin.DeleteGroup("libostree-transient")
+			}
+		}
+		return s.writeOrigin(d)
+	})
+}
+
+// KargsEdit changes the kernel arguments of a deployment.
+type KargsEdit struct {
+	Append, Delete, Replace []string
+}
+
+// SetKargs applies an edit to the kernel arguments of the deployment at
+// index and writes a new boot configuration. It returns the new list.
+func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (bootloader.Kargs, error) {
+	var out bootloader.Kargs
+	err := s.mutate(func() error {
+		if index < 0 || index >= len(s.Deployments) {
+			return fmt.Errorf("kargs: no deployment %d (there are %d)", index, len(s.Deployments))
+		}
+		d := s.Deployments[index]
+		k := append(bootloader.Kargs{}, d.Kargs...)
+		var err error
+		for _, a := range edit.Delete {
+			if k, err = k.Delete(a); err != nil {
+				return fmt.Errorf("kargs: %w", err)
+			}
+		}
+		for _, a := range edit.Replace {
+			k = k.Replace(a)
+		}
+		for _, a := range edit.Append {
+			k = k.Append(a)
+		}
+		for _, a := range k {
+			if key, _, _ := cutKey(a); key == "ostree" {
+				return fmt.Errorf("kargs: ostree= is managed by the deployment and cannot be set")
+			}
+		}
+		out = k
+		if k.Equal(d.Kargs) {
+			return nil
+		}
+		if err := s.cleanLeftovers(&CleanupResult{}); err != nil {
+			return err
+		}
+		list := append([]*Deployment{}, s.Deployments...)
+		nd := *d
+		nd.Kargs = k
+		list[index] = &nd
+		if err := s.writeDeployments(list); err != nil {
+			return err
+		}
+		_, err = s.cleanup(ctx, false)
+		return err
+	})
+	return out, err
+}
+
+func cutKey(a string) (string, string, bool) {
+	for i := 0; i < len(a); i++ {
+		if a[i] == '=' {
+			return a[:i], a[i+1:], true
+		}
+	}
+	return a, "", false
+}
+
+// ErrNothingStaged is returned by Finalize when there is no staged
+// deployment.
+var ErrNothingStaged = errors.New("no staged deployment")
+
+// Finalize completes a staged deployment: the /etc merge from the merge
+// deployment as it is now, then the boot configuration swap. It is what
+// runs at shutdown. While the record's -locked file exists it does nothing.
+func (s *Sysroot) Finalize(ctx context.Context) (*DeployResult, error) {
+	var res *DeployResult
+	err := s.mutate(func() error {
+		if _, err := os.Stat(s.stagedLockedPath()); err == nil {
+			s.logf("Staged deployment is locked (%s); not finalizing", s.stagedLockedPath())
+			return nil
+		}
+		rec, err := s.readStaged()
+		if err != nil {
+			return err
+		}
+		if s.Staged == nil || rec == nil {
+			// Also the case after a crash between the swap and the
+			// removal of the record: the cleanup drops the record.
+			if err := s.cleanLeftovers(&CleanupResult{}); err != nil {
+				return err
+			}
+			return ErrNothingStaged
+		}
+		d := s.Staged
+		merge := s.MergeDeployment(d.OS)
+		if rec.merge != nil {
+			for _, o := range s.Deployments {
+				if o.same(rec.merge) {
+					merge = o
+				}
+			}
+		}
+		var diff *etcDiff
+		if merge != nil {
+			if diff, err = diffEtc(s.abs(merge.RelDir())); err != nil {
+				return fmt.Errorf("finalize: merge deployment %s: %w", merge.Name(), err)
+			}
+		}
+		if err := s.cleanLeftovers(&CleanupResult{}); err != nil {
+			return err
+		}
+		res = &DeployResult{Deployment: d}
+		if diff != nil {
+			dir := s.abs(d.RelDir())
+			setImmutable(dir, false)
+			// Start again from the defaults, so that a finalize
+			// interrupted half-way can simply be run again.
+			if err := os.RemoveAll(dir + "/etc"); err != nil {
+				return fmt.Errorf("finalize: %w", err)
+			}
+			if err := copyTree(dir+"/usr/etc", dir+"/etc"); err != nil {
+				return fmt.Errorf("finalize: create /etc: %w", err)
+			}
+			rep, err := applyEtcMerge(diff, s.abs(merge.RelDir()), dir)
+			if err != nil {
+				return fmt.Errorf("finalize: /etc merge: %w", err)
+			}
+			res.Etc = rep
+			s.logEtc(rep)
+			if !s.opts.MutableDeployments {
+				if err := setImmutable(dir, true); err != nil {
+					return err
+				}
+			}
+		}
+		s.checkpoint("finalize-etc-merged")
+		list := s.newList(d, merge, false)
+		if err := s.writeDeployments(list); err != nil {
+			return err
+		}
+		if err := s.removeStaged(); err != nil {
+			return err
+		}
+		_, err = s.cleanup(ctx, true)
+		return err
+	})
+	return res, err
+}

@@ -1,0 +1,363 @@
+// Package sysroot manages deployments on a host root in the libostree
+// layout: a bare repository in /ostree/repo, hardlinked checkouts in
+// /ostree/deploy/OS/deploy/CHECKSUM.SERIAL with their .origin files, a
+// shared /var per stateroot, kernels in /boot/ostree/OS-BOOTCSUM and boot
+// entries in /boot/loader.N behind the /boot/loader symlink.
+//
+// Every change to the set of deployments is written beside the current
+// boot configuration and made current by one rename of /boot/loader
+// (package bootloader). A crash at any moment leaves the old or the new
+// configuration; the leftovers of an interrupted operation are never
+// referenced by the current configuration and are removed at the start of
+// the next one.
+package sysroot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/osupdate/os-update/bootloader"
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/keyfile"
+	"github.com/osupdate/os-update/repo/object"
+	"golang.org/x/sys/unix"
+)
+
+// Options controls how a sysroot is opened.
+type Options struct {
+	// RunDir holds runtime state (the staged deployment record); it
+	// defaults to <sysroot>/run, which is /run on a booted system.
+	RunDir string
+	// Bootloader forces a backend by name (see bootloader.ByName); empty
+	// means the repository's sysroot.bootloader setting, else detection.
+	Bootloader string
+	// Log receives progress notes; nil discards them.
+	Log io.Writer
+	// NoSync skips fsync and syncfs (tests only).
+	NoSync bool
+	// MutableDeployments skips the immutable bit on deployment
+	// directories, as OSTREE_SYSROOT_DEBUG=mutable-deployments does.
+	MutableDeployments bool
+	// Checkpoint, if set, is called between the steps of every write
+	// (used by the crash tests to stop the process at each of them).
+	Checkpoint func(step string)
+}
+
+// Sysroot is an opened sysroot and its deployments as last loaded.
+type Sysroot struct {
+	Path string
+	opts Options
+	repo *repo.Repo
+
+	// BootVersion and SubBootVersion say which loader.N and
+	// ostree/boot.N.M are current.
+	BootVersion, SubBootVersion int
+	// Deployments are listed in boot order, the default first.
+	Deployments []*Deployment
+	// Staged is the deployment waiting for finalize, if any.
+	Staged *Deployment
+	// Booted is the deployment the running system booted, if the
+	// sysroot is the running system's.
+	Booted *Deployment
+}
+
+// Deployment is one deployed commit.
+type Deployment struct {
+	OS         string
+	Commit     object.Checksum
+	Serial     int
+	BootCsum   string
+	BootSerial int
+	Index      int
+	// Kargs are the kernel arguments without ostree= (and without the
+	// init= that libostree adds when there is no initramfs).
+	Kargs  bootloader.Kargs
+	Origin *keyfile.File
+	Staged bool
+	// Version is the commit's "version" metadata, if any.
+	Version string
+}
+
+// Name is the deployment's directory name, CHECKSUM.SERIAL.
+func (d *Deployment) Name() string { return fmt.Sprintf("%s.%d", d.Commit, d.Serial) }
+
+// RelDir is the deployment directory relative to the sysroot.
+func (d *Deployment) RelDir() string {
+	return filepath.Join("ostree/deploy", d.OS, "deploy", d.Name())
+}
+
+// Pinned reports whether cleanup must keep the deployment.
+func (d *Deployment) Pinned() bool {
+	if d.Origin == nil {
+		return false
+	}
+	v, _ := d.Origin.Bool("libostree-transient", "pinned", false)
+	return v
+}
+
+// Refspec is the origin's refspec, or "".
+func (d *Deployment) Refspec() string {
+	if d.Origin == nil {
+		return ""
+	}
+	return d.Origin.String("origin", "refspec", "")
+}
+
+func (d *Deployment) same(o *Deployment) bool {
+	return d != nil && o != nil && d.OS == o.OS && d.Commit == o.Commit && d.Serial == o.Serial
+}
+
+// Open opens the sysroot at path and loads its state.
+func Open(path string, opts Options) (*Sysroot, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(filepath.Join(abs, "ostree/repo"))
+	if err != nil {
+		return nil, fmt.Errorf("open sysroot %s: %w", path, err)
+	}
+	if opts.RunDir == "" {
+		opts.RunDir = filepath.Join(abs, "run")
+	}
+	if opts.NoSync {
+		r.SetFsync(false)
+	}
+	s := &Sysroot{Path: abs, opts: opts, repo: r}
+	if err := s.Load(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the repository.
+func (s *Sysroot) Close() error { return s.repo.Close() }
+
+// Repo returns the sysroot's repository.
+func (s *Sysroot) Repo() *repo.Repo { return s.repo }
+
+func (s *Sysroot) logf(format string, args ...any) {
+	if s.opts.Log != nil {
+		fmt.Fprintf(s.opts.Log, format+"\n", args...)
+	}
+}
+
+func (s *Sysroot) checkpoint(step string) {
+	if s.opts.Checkpoint != nil {
+		s.opts.Checkpoint(step)
+	}
+}
+
+func (s *Sysroot) abs(rel string) string { return filepath.Join(s.Path, rel) }
+
+func (s *Sysroot) loader() *bootloader.Loader {
+	return &bootloader.Loader{BootDir: s.abs("boot"), NoSync: s.opts.NoSync, Checkpoint: s.opts.Checkpoint}
+}
+
+// ostreeArg matches the ostree= kernel argument of an entry.
+var ostreeArg = regexp.MustCompile(`^/ostree/boot\.([01])/([^/]+)/([^/]+)/([0-9]+)$`)
+
+// deployLink matches the target of a bootlink.
+var deployLink = regexp.MustCompile(`^\.\./\.\./\.\./deploy/([^/]+)/deploy/([0-9a-f]{64})\.([0-9]+)$`)
+
+// Load reads the current boot configuration and the deployments it names.
+func (s *Sysroot) Load() error {
+	l := s.loader()
+	bv, _, err := l.CurrentVersion()
+	if err != nil {
+		return err
+	}
+	s.BootVersion = bv
+	s.SubBootVersion, err = s.subBootVersion(bv)
+	if err != nil {
+		return err
+	}
+	entries, err := l.ReadEntries(bv)
+	if err != nil {
+		return err
+	}
+	s.Deployments = nil
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name, "ostree-") {
+			continue
+		}
+		d, err := s.parseEntry(e)
+		if err != nil {
+			return fmt.Errorf("boot entry %s: %w", e.Name, err)
+		}
+		d.Index = len(s.Deployments)
+		s.Deployments = append(s.Deployments, d)
+	}
+	s.Staged = nil
+	if err := s.loadStaged(); err != nil {
+		return err
+	}
+	s.Booted = s.findBooted()
+	return nil
+}
+
+func (s *Sysroot) subBootVersion(bv int) (int, error) {
+	t, err := os.Readlink(s.abs(fmt.Sprintf("ostree/boot.%d", bv)))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read bootlink: %w", err)
+	}
+	switch t {
+	case fmt.Sprintf("boot.%d.0", bv):
+		return 0, nil
+	case fmt.Sprintf("boot.%d.1", bv):
+		return 1, nil
+	}
+	return 0, fmt.Errorf("ostree/boot.%d points to unexpected %q", bv, t)
+}
+
+func (s *Sysroot) parseEntry(e *bootloader.Entry) (*Deployment, error) {
+	kargs := bootloader.ParseKargs(e.Get("options"))
+	arg, ok := kargs.Get("ostree")
+	if !ok {
+		return nil, fmt.Errorf("no ostree= kernel argument")
+	}
+	m := ostreeArg.FindStringSubmatch(arg)
+	if m == nil {
+		return nil, fmt.Errorf("malformed ostree=%s", arg)
+	}
+	target, err := os.Readlink(s.abs(arg))
+	if err != nil {
+		return nil, fmt.Errorf("bootlink %s: %w", arg, err)
+	}
+	dm := deployLink.FindStringSubmatch(target)
+	if dm == nil {
+		return nil, fmt.Errorf("bootlink %s points to unexpected %q", arg, target)
+	}
+	d, err := s.loadDeployment(dm[1], dm[2], dm[3])
+	if err != nil {
+		return nil, err
+	}
+	d.BootCsum = m[3]
+	d.BootSerial, _ = strconv.Atoi(m[4])
+	kargs = kargs.Without("ostree")
+	if v, ok := kargs.Get("init"); ok && strings.HasPrefix(v, "/ostree/boot.") {
+		kargs = kargs.Without("init")
+	}
+	d.Kargs = kargs
+	return d, nil
+}
+
+// loadDeployment reads a deployment's origin and commit version.
+func (s *Sysroot) loadDeployment(osname, csum, serial string) (*Deployment, error) {
+	c, err := object.ParseChecksum(csum)
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(serial)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deployment{OS: osname, Commit: c, Serial: n}
+	if _, err := os.Lstat(s.abs(d.RelDir())); err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", d.Name(), err)
+	}
+	data, err := os.ReadFile(s.abs(d.RelDir() + ".origin"))
+	switch {
+	case err == nil:
+		if d.Origin, err = keyfile.ParseBytes(data); err != nil {
+			return nil, fmt.Errorf("deployment %s: origin: %w", d.Name(), err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return nil, fmt.Errorf("deployment %s: %w", d.Name(), err)
+	}
+	if cm, err := s.repo.LoadCommit(c); err == nil {
+		d.Version = cm.Version()
+	}
+	return d, nil
+}
+
+// findBooted identifies the running deployment by the device and inode of
+// "/", when this sysroot is the running system's.
+func (s *Sysroot) findBooted() *Deployment {
+	if s.Path != "/" {
+		return nil
+	}
+	if _, err := os.Stat("/run/ostree-booted"); err != nil {
+		return nil
+	}
+	var root unix.Stat_t
+	if err := unix.Stat("/", &root); err != nil {
+		return nil
+	}
+	for _, d := range s.Deployments {
+		var st unix.Stat_t
+		if unix.Stat(s.abs(d.RelDir()), &st) == nil && st.Dev == root.Dev && st.Ino == root.Ino {
+			return d
+		}
+	}
+	return nil
+}
+
+// MergeDeployment is the deployment whose /etc and kernel arguments a
+// new deployment of osname inherits: the booted one if it is of that
+// stateroot, else the first one of it.
+func (s *Sysroot) MergeDeployment(osname string) *Deployment {
+	if s.Booted != nil && s.Booted.OS == osname {
+		return s.Booted
+	}
+	for _, d := range s.Deployments {
+		if d.OS == osname {
+			return d
+		}
+	}
+	return nil
+}
+
+// Lock takes the sysroot lock (ostree/lock, shared with libostree) and
+// returns its release function.
+func (s *Sysroot) Lock() (func(), error) {
+	fd, err := unix.Open(s.abs("ostree/lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sysroot lock: %w", err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			s.logf("Waiting for the sysroot lock held by another process")
+			err = unix.Flock(fd, unix.LOCK_EX)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("sysroot lock: %w", err)
+		}
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// OSNames lists the stateroots.
+func (s *Sysroot) OSNames() ([]string, error) {
+	des, err := os.ReadDir(s.abs("ostree/deploy"))
+	if err != nil {
+		return nil, fmt.Errorf("list stateroots: %w", err)
+	}
+	var out []string
+	for _, de := range des {
+		if de.IsDir() {
+			out = append(out, de.Name())
+		}
+	}
+	return out, nil
+}
+
+// ValidateOSName checks a stateroot name.
+func ValidateOSName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\n\x00") || len(name) > 255 {
+		return fmt.Errorf("invalid stateroot name %q", name)
+	}
+	return nil
+}
