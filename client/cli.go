@@ -62,7 +62,7 @@ func topCommands() map[string]command {
 		"repo": {"work on an OSTree repository (init, commit, checkout, fsck, ...)", runGroup("repo", repoCommands())},
 	}
 	// Each feature area registers its top-level commands in its own file.
-	for _, more := range []map[string]command{sysrootCommands(), composeCommands()} {
+	for _, more := range []map[string]command{hostCommands(), sysrootCommands(), composeCommands()} {
 		for name, c := range more {
 			cmds[name] = c
 		}

@@ -1,0 +1,567 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/osupdate/os-update/daemon/api"
+	"golang.org/x/sys/unix"
+)
+
+// hostCommands talk to os-updated over D-Bus.
+func hostCommands() map[string]command {
+	return map[string]command{
+		"status":    {"show deployments and the daemon's state", hostStatus},
+		"upgrade":   {"update to the newest commit of the booted origin", hostUpgrade},
+		"rollback":  {"make the previous deployment the default", hostRollback},
+		"rebase":    {"switch to another remote:ref", hostRebase},
+		"deploy":    {"deploy a given version or checksum of the current origin", hostDeploy},
+		"kargs":     {"change kernel arguments of the default deployment", hostKargs},
+		"cleanup":   {"remove deployments and cached data", hostCleanup},
+		"cancel":    {"cancel the running transaction", hostCancel},
+		"history":   {"list past transactions", hostHistory},
+		"install":   {"layer packages on the base commit", hostInstall},
+		"uninstall": {"remove layered packages", hostUninstall},
+	}
+}
+
+// busFlag adds --bus-address (default $OS_UPDATE_BUS_ADDRESS, else the
+// system bus) and returns a connector.
+func busFlag(f *flagSet) func() (*dbus.Conn, error) {
+	addr := f.String("bus-address", os.Getenv("OS_UPDATE_BUS_ADDRESS"), "D-Bus address of the bus os-updated serves on (default: the system bus)")
+	return func() (*dbus.Conn, error) {
+		var conn *dbus.Conn
+		var err error
+		if *addr == "" {
+			conn, err = dbus.ConnectSystemBus()
+		} else {
+			conn, err = dbus.Connect(*addr)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("connect to the bus: %w", err)
+		}
+		return conn, nil
+	}
+}
+
+func sysrootObject(conn *dbus.Conn) dbus.BusObject {
+	return conn.Object(api.BusName, api.ObjectPath)
+}
+
+// dbusError turns a D-Bus error into a one-line reason.
+func dbusError(err error) error {
+	var de dbus.Error
+	if errors.As(err, &de) {
+		msg := strings.TrimPrefix(de.Name, "org.osupdate.OSUpdate1.Error.")
+		if len(de.Body) > 0 {
+			if s, ok := de.Body[0].(string); ok {
+				msg = s
+			}
+		}
+		return errors.New(msg)
+	}
+	return err
+}
+
+func hostStatus(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "status", "[--json] [-v]")
+	connect := busFlag(f)
+	asJSON := f.Bool("json", false, "print the status document as JSON (format: docs/daemon.md)")
+	verbose := f.Bool("v", false, "more detail")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	conn, err := connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var doc string
+	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".GetStatus", 0).Store(&doc); err != nil {
+		return dbusError(err)
+	}
+	if *asJSON {
+		var v any
+		if err := json.Unmarshal([]byte(doc), &v); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
+		e.printf("%s\n", b)
+		return nil
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(doc), &st); err != nil {
+		return fmt.Errorf("status document: %w", err)
+	}
+	printStatus(e, &st, *verbose)
+	return nil
+}
+
+func printStatus(e *env, st *api.Status, verbose bool) {
+	state := "idle"
+	if st.Transaction != "" {
+		state = "busy (" + st.Transaction + ")"
+	}
+	e.printf("State: %s\n", state)
+	e.printf("AutomaticUpdates: %s\n", st.AutomaticPolicy)
+	if cu := st.CachedUpdate; cu != nil && cu.Available {
+		e.printf("AvailableUpdate: %s %s (checked %s)\n", cu.Version, cu.Checksum, fmtTime(cu.CheckedAt))
+	}
+	e.printf("Deployments:\n")
+	for _, d := range st.Deployments {
+		mark := " "
+		if d.Booted {
+			mark = "●"
+		}
+		tags := []string{}
+		if d.Staged {
+			tags = append(tags, "staged")
+		}
+		if d.Default && !d.Booted {
+			tags = append(tags, "pending")
+		}
+		if d.Rollback {
+			tags = append(tags, "rollback")
+		}
+		if d.Pinned {
+			tags = append(tags, "pinned")
+		}
+		tag := ""
+		if len(tags) > 0 {
+			tag = " (" + strings.Join(tags, ", ") + ")"
+		}
+		e.printf("%s %s:%s%s\n", mark, d.OSName, d.Origin, tag)
+		if d.Version != "" {
+			e.printf("      Version: %s (%s)\n", d.Version, fmtTime(d.Timestamp))
+		} else {
+			e.printf("    Timestamp: %s\n", fmtTime(d.Timestamp))
+		}
+		e.printf("       Commit: %s\n", d.Checksum)
+		if len(d.Packages) > 0 {
+			e.printf("     Packages: %s\n", strings.Join(d.Packages, " "))
+		}
+		if verbose {
+			e.printf("       Serial: %d\n", d.Serial)
+			e.printf("        Kargs: %s\n", strings.Join(d.Kargs, " "))
+			for _, s := range d.Signatures {
+				e.printf("    Signature: %s\n", s)
+			}
+		}
+	}
+}
+
+func fmtTime(unix int64) string {
+	if unix == 0 {
+		return "unknown"
+	}
+	return time.Unix(unix, 0).UTC().Format("2006-01-02T15:04:05Z")
+}
+
+func hostHistory(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "history", "[--json] [-n N]")
+	connect := busFlag(f)
+	asJSON := f.Bool("json", false, "print JSON (format: docs/daemon.md)")
+	limit := f.Uint("n", 20, "at most N entries, newest first (0: all)")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	conn, err := connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var doc string
+	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".History", 0, uint32(*limit)).Store(&doc); err != nil {
+		return dbusError(err)
+	}
+	if *asJSON {
+		e.printf("%s\n", doc)
+		return nil
+	}
+	var h []api.HistoryEntry
+	if err := json.Unmarshal([]byte(doc), &h); err != nil {
+		return err
+	}
+	for _, x := range h {
+		e.printf("%4d %s %-9s uid=%-5d %-11s", x.ID, fmtTime(x.Start), x.Kind, x.CallerUID, x.Result)
+		if x.From != "" || x.To != "" {
+			e.printf(" %s -> %s", shortSum(x.From), shortSum(x.To))
+		}
+		if x.Error != "" {
+			e.printf(" (%s)", x.Error)
+		}
+		e.printf("\n")
+	}
+	return nil
+}
+
+func shortSum(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	if c == "" {
+		return "-"
+	}
+	return c
+}
+
+// txnFlags are shared by mutating commands.
+type txnFlags struct {
+	connect func() (*dbus.Conn, error)
+	reboot  *bool
+	wait    *bool
+}
+
+func addTxnFlags(f *flagSet, reboot bool) txnFlags {
+	t := txnFlags{connect: busFlag(f)}
+	if reboot {
+		t.reboot = f.Bool("reboot", false, "reboot when the change is in place")
+	}
+	t.wait = f.Bool("wait", false, "queue behind a running transaction instead of failing")
+	return t
+}
+
+func (t txnFlags) options(extra map[string]any) map[string]dbus.Variant {
+	o := map[string]dbus.Variant{}
+	if t.reboot != nil && *t.reboot {
+		o[api.OptReboot] = dbus.MakeVariant(true)
+	}
+	if *t.wait {
+		o[api.OptWait] = dbus.MakeVariant(true)
+	}
+	for k, v := range extra {
+		o[k] = dbus.MakeVariant(v)
+	}
+	return o
+}
+
+// runTransaction calls a mutating method and follows its transaction to
+// the end, rendering progress. Interrupting the client cancels the
+// transaction; the daemon finishes cleanly either way.
+func runTransaction(ctx context.Context, e *env, t txnFlags, method string, args ...any) (string, error) {
+	conn, err := t.connect()
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	// Subscribe before calling, so no signal of our transaction is missed.
+	if err := conn.AddMatchSignal(dbus.WithMatchPathNamespace(api.TransactionPathPrefix)); err != nil {
+		return "", fmt.Errorf("subscribe to transaction signals: %w", err)
+	}
+	if err := conn.AddMatchSignal(dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"),
+		dbus.WithMatchArg(0, api.BusName)); err != nil {
+		return "", err
+	}
+	signals := make(chan *dbus.Signal, 64)
+	conn.Signal(signals)
+	var path dbus.ObjectPath
+	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+"."+method, 0, args...).Store(&path); err != nil {
+		return "", dbusError(err)
+	}
+	bar := newProgressBar(e)
+	cancelled := false
+	for {
+		select {
+		case <-ctx.Done():
+			if !cancelled {
+				cancelled = true
+				bar.clear()
+				fmt.Fprintln(e.stderr, "Cancelling...")
+				conn.Object(api.BusName, path).Call(api.TransactionIface+".Cancel", 0)
+			}
+			ctx = context.Background()
+		case sig, ok := <-signals:
+			if !ok {
+				return "", errors.New("lost the connection to the bus")
+			}
+			if sig.Name == "org.freedesktop.DBus.NameOwnerChanged" {
+				if len(sig.Body) == 3 && sig.Body[2] == "" {
+					bar.clear()
+					return "", errors.New("os-updated exited during the transaction; it will repair its state when it starts again")
+				}
+				continue
+			}
+			if sig.Path != path {
+				continue
+			}
+			switch sig.Name {
+			case api.TransactionIface + ".Message":
+				bar.clear()
+				e.printf("%s\n", sig.Body[0])
+			case api.TransactionIface + ".Progress":
+				if len(sig.Body) == 6 {
+					bar.update(sig.Body[0].(string), sig.Body[1].(uint32), sig.Body[2].(uint64), sig.Body[3].(uint64), sig.Body[4].(uint64), sig.Body[5].(uint64))
+				}
+			case api.TransactionIface + ".Finished":
+				bar.clear()
+				ok, msg := sig.Body[0].(bool), sig.Body[1].(string)
+				if !ok {
+					return "", errors.New(msg)
+				}
+				var outcome string
+				if v, err := conn.Object(api.BusName, path).GetProperty(api.TransactionIface + ".Outcome"); err == nil {
+					outcome, _ = v.Value().(string)
+				}
+				return outcome, nil
+			}
+		}
+	}
+}
+
+// progressBar renders Progress signals: a redrawn bar on a terminal,
+// one line per stage and per 25% otherwise.
+type progressBar struct {
+	e        *env
+	tty      bool
+	drawn    bool
+	stage    string
+	lastStep uint32
+}
+
+func newProgressBar(e *env) *progressBar {
+	tty := false
+	if f, ok := e.stdout.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		tty = err == nil
+	}
+	return &progressBar{e: e, tty: tty}
+}
+
+func human(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (p *progressBar) update(stage string, percent uint32, done, total, rate, eta uint64) {
+	if !p.tty {
+		if stage != p.stage {
+			p.stage, p.lastStep = stage, 0
+			p.e.printf("%s...\n", stage)
+		}
+		if total > 0 && percent/25 > p.lastStep {
+			p.lastStep = percent / 25
+			p.e.printf("%s: %d%% (%s of %s)\n", stage, percent, human(done), human(total))
+		}
+		return
+	}
+	p.stage = stage
+	const width = 30
+	filled := int(percent) * width / 100
+	line := fmt.Sprintf("\r%-10s [%s%s] %3d%%", stage, strings.Repeat("#", filled), strings.Repeat("-", width-filled), percent)
+	if total > 0 {
+		line += fmt.Sprintf(" %s/%s", human(done), human(total))
+	}
+	if rate > 0 {
+		line += fmt.Sprintf(" %s/s", human(rate))
+		if eta > 0 {
+			line += fmt.Sprintf(" ETA %ds", eta)
+		}
+	}
+	fmt.Fprintf(p.e.stdout, "%s\x1b[K", line)
+	p.drawn = true
+}
+
+func (p *progressBar) clear() {
+	if p.drawn {
+		fmt.Fprint(p.e.stdout, "\r\x1b[K")
+		p.drawn = false
+	}
+}
+
+func hostUpgrade(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "upgrade", "[--check | --preview | --download-only] [--reboot]")
+	t := addTxnFlags(f, true)
+	check := f.Bool("check", false, "only check for an update (exit 77 if none)")
+	preview := f.Bool("preview", false, "check and show the package changes")
+	download := f.Bool("download-only", false, "download the update, do not deploy it")
+	if pos, err := f.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("upgrade takes no arguments")
+	}
+	outcome, err := runTransaction(ctx, e, t, "Upgrade", t.options(map[string]any{
+		api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download}))
+	if err != nil {
+		return err
+	}
+	if outcome == api.OutcomeNoUpdate {
+		e.printf("No update available.\n")
+		if *check || *preview {
+			return exitError{code: ExitNoUpdate}
+		}
+	}
+	return nil
+}
+
+func hostRollback(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "rollback", "[--reboot]")
+	t := addTxnFlags(f, true)
+	if pos, err := f.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("rollback takes no arguments")
+	}
+	_, err := runTransaction(ctx, e, t, "Rollback", t.options(nil))
+	return err
+}
+
+func hostRebase(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "rebase", "REMOTE:REF [--reboot]")
+	t := addTxnFlags(f, true)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want REMOTE:REF")
+	}
+	_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(nil))
+	return err
+}
+
+func hostDeploy(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "deploy", "VERSION|CHECKSUM [--reboot]")
+	t := addTxnFlags(f, true)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want VERSION or CHECKSUM")
+	}
+	_, err = runTransaction(ctx, e, t, "Deploy", pos[0], t.options(nil))
+	return err
+}
+
+func hostKargs(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "kargs", "[--append K=V]... [--delete K]... [--replace K=V]... [--reboot]")
+	t := addTxnFlags(f, true)
+	var app, del, rep stringList
+	f.Var(&app, "append", "add a kernel argument (repeatable)")
+	f.Var(&del, "delete", "remove a kernel argument (repeatable)")
+	f.Var(&rep, "replace", "replace the value of a kernel argument (repeatable)")
+	if pos, err := f.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if len(app)+len(del)+len(rep) == 0 {
+		// Without changes, print the default deployment's arguments.
+		conn, err := t.connect()
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var doc string
+		if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".GetStatus", 0).Store(&doc); err != nil {
+			return dbusError(err)
+		}
+		var st api.Status
+		if err := json.Unmarshal([]byte(doc), &st); err != nil {
+			return err
+		}
+		for _, d := range st.Deployments {
+			if d.Default {
+				e.printf("%s\n", strings.Join(d.Kargs, " "))
+			}
+		}
+		return nil
+	}
+	_, err := runTransaction(ctx, e, t, "KernelArgs", t.options(map[string]any{
+		api.OptKargsAppend: []string(app), api.OptKargsDelete: []string(del), api.OptKargsReplace: []string(rep)}))
+	return err
+}
+
+func hostCleanup(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "cleanup", "[--rollback] [--pending] [--cache]")
+	t := addTxnFlags(f, false)
+	rb := f.Bool("rollback", false, "remove the rollback deployment")
+	pending := f.Bool("pending", false, "remove the pending deployment")
+	cache := f.Bool("cache", false, "remove cached update metadata and partial downloads")
+	if pos, err := f.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	_, err := runTransaction(ctx, e, t, "Cleanup", t.options(map[string]any{
+		api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache}))
+	return err
+}
+
+func hostPkgChange(ctx context.Context, e *env, args []string, install bool) error {
+	name := "uninstall"
+	if install {
+		name = "install"
+	}
+	f := newFlags(e, name, "PKG... [--reboot]")
+	t := addTxnFlags(f, true)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("name at least one package")
+	}
+	var add, remove []string
+	if install {
+		add = pos
+	} else {
+		remove = pos
+	}
+	if add == nil {
+		add = []string{}
+	}
+	if remove == nil {
+		remove = []string{}
+	}
+	_, err = runTransaction(ctx, e, t, "PkgChange", add, remove, t.options(nil))
+	return err
+}
+
+func hostInstall(ctx context.Context, e *env, args []string) error {
+	return hostPkgChange(ctx, e, args, true)
+}
+
+func hostUninstall(ctx context.Context, e *env, args []string) error {
+	return hostPkgChange(ctx, e, args, false)
+}
+
+func hostCancel(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "cancel", "")
+	connect := busFlag(f)
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	conn, err := connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	v, err := sysrootObject(conn).GetProperty(api.SysrootIface + ".ActiveTransaction")
+	if err != nil {
+		return dbusError(err)
+	}
+	path, _ := v.Value().(dbus.ObjectPath)
+	if path == "" || path == "/" {
+		e.printf("No transaction is running.\n")
+		return nil
+	}
+	if err := conn.Object(api.BusName, path).CallWithContext(ctx, api.TransactionIface+".Cancel", 0).Err; err != nil {
+		return dbusError(err)
+	}
+	e.printf("Cancelled %s\n", path)
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package api defines the contract between os-updated and its clients: bus
+// names, interfaces, error names, method options, and the JSON documents
+// `os-update status --json` and `history --json` print. Clients import this
+// package only, never the daemon itself.
+package api
+
+// D-Bus names.
+const (
+	BusName          = "org.osupdate.OSUpdate1"
+	ObjectPath       = "/org/osupdate/OSUpdate1"
+	SysrootIface     = "org.osupdate.OSUpdate1.Sysroot"
+	TransactionIface = "org.osupdate.OSUpdate1.Transaction"
+	// TransactionPathPrefix is the namespace of transaction objects; a
+	// client adds a match on it before calling a method, so no signal of
+	// its transaction can be missed.
+	TransactionPathPrefix = "/org/osupdate/OSUpdate1/Transaction"
+)
+
+// Error names returned by the daemon.
+const (
+	ErrBusy         = "org.osupdate.OSUpdate1.Error.Busy"
+	ErrInvalidArgs  = "org.osupdate.OSUpdate1.Error.InvalidArgs"
+	ErrFailed       = "org.osupdate.OSUpdate1.Error.Failed"
+	ErrAccessDenied = "org.freedesktop.DBus.Error.AccessDenied"
+)
+
+// Values of a transaction's Outcome property once it finished successfully.
+const (
+	OutcomeNoUpdate = "no-update" // upgrade: nothing new
+	OutcomeDeployed = "deployed"  // a new deployment is the default for the next boot
+	OutcomeDone     = "done"      // anything else that succeeded
+)
+
+// Option keys accepted in the a{sv} argument of mutating methods. Unknown
+// keys and wrong value types are refused with ErrInvalidArgs.
+const (
+	OptWait            = "wait"            // b: wait for a running transaction instead of failing with Busy
+	OptReboot          = "reboot"          // b: reboot when the transaction succeeds
+	OptCheckOnly       = "check"           // b (Upgrade): only look for an update
+	OptPreview         = "preview"         // b (Upgrade): check and report package changes
+	OptDownloadOnly    = "download-only"   // b (Upgrade): pull, do not deploy
+	OptAllowDowngrade  = "allow-downgrade" // b (Upgrade, Deploy)
+	OptCleanupRollback = "rollback"        // b (Cleanup): remove the rollback deployment
+	OptCleanupPending  = "pending"         // b (Cleanup): remove the pending deployment
+	OptCleanupCache    = "cache"           // b (Cleanup): remove cached metadata and partial pulls
+	OptKargsAppend     = "append"          // as (KernelArgs)
+	OptKargsDelete     = "delete"          // as (KernelArgs)
+	OptKargsReplace    = "replace"         // as (KernelArgs)
+)
+
+// Deployment is one entry of Status, as printed by `status --json`.
+type Deployment struct {
+	Index      int               `json:"index"`
+	OSName     string            `json:"osname"`
+	Checksum   string            `json:"checksum"`
+	Serial     int               `json:"serial"`
+	Origin     string            `json:"origin"` // refspec
+	Version    string            `json:"version,omitempty"`
+	Timestamp  int64             `json:"timestamp"`
+	Booted     bool              `json:"booted"`
+	Staged     bool              `json:"staged"`
+	Pinned     bool              `json:"pinned"`
+	Default    bool              `json:"default"`
+	Rollback   bool              `json:"rollback"`
+	Kargs      []string          `json:"kargs"`
+	Signatures []string          `json:"signatures,omitempty"`
+	Packages   []string          `json:"requested-packages,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
+}
+
+// CachedUpdate is the result of the last update check.
+type CachedUpdate struct {
+	Refspec   string `json:"refspec"`
+	Checksum  string `json:"checksum"`
+	Version   string `json:"version,omitempty"`
+	Timestamp int64  `json:"timestamp"`
+	CheckedAt int64  `json:"checked-at"`
+	Available bool   `json:"available"`
+}
+
+// Status is the document `os-update status --json` prints.
+type Status struct {
+	Deployments     []Deployment  `json:"deployments"`
+	Transaction     string        `json:"transaction,omitempty"` // object path of the running one
+	CachedUpdate    *CachedUpdate `json:"cached-update,omitempty"`
+	AutomaticPolicy string        `json:"automatic-update-policy"`
+}
+
+// HistoryEntry is one finished transaction.
+type HistoryEntry struct {
+	ID        uint64 `json:"id"`
+	Kind      string `json:"kind"`
+	CallerUID uint32 `json:"caller-uid"`
+	Start     int64  `json:"start"`
+	End       int64  `json:"end"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+	Result    string `json:"result"` // "success", "failed", "cancelled", "interrupted"
+	Error     string `json:"error,omitempty"`
+}

@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/osupdate/os-update/daemon/api"
+)
+
+// Request is one mutating operation, decoded and validated from a D-Bus
+// call. Kind selects the operation; the other fields are its arguments.
+type Request struct {
+	Kind                                          string // KindUpgrade, ...
+	Refspec                                       string // rebase target "remote:ref"
+	Revision                                      string // deploy target: version or checksum
+	Install                                       []string
+	Uninstall                                     []string
+	KargsAppend                                   []string
+	KargsDelete                                   []string
+	KargsReplace                                  []string
+	Check                                         bool
+	Preview                                       bool
+	DownloadOnly                                  bool
+	AllowDowngrade                                bool
+	CleanupRollback, CleanupPending, CleanupCache bool
+	Reboot                                        bool
+}
+
+// Operation kinds; each maps to a polkit action org.osupdate.OSUpdate1.<kind>.
+const (
+	KindUpgrade   = "upgrade"
+	KindRollback  = "rollback"
+	KindRebase    = "rebase"
+	KindDeploy    = "deploy"
+	KindPkgChange = "pkgchange"
+	KindKargs     = "kargs"
+	KindCleanup   = "cleanup"
+)
+
+// Result is what a finished operation reports.
+type Result struct {
+	From, To string // commits before and after, when it applies
+	NoUpdate bool   // an upgrade found nothing new
+	Cached   *api.CachedUpdate
+	// Deployed reports that the boot configuration changed (reboot makes
+	// sense only then).
+	Deployed bool
+}
+
+// Reporter receives an operation's progress. It is safe for concurrent use.
+type Reporter interface {
+	// Stage starts a named stage ("download", "deploy", ...) and resets
+	// the byte counters.
+	Stage(name string)
+	// Progress reports units done of total in the current stage (bytes
+	// for downloads, files for checkouts); total may be 0 when unknown.
+	Progress(done, total uint64)
+	// Message reports a line for the user.
+	Message(msg string)
+}
+
+// Backend performs operations on the host. The daemon serializes calls to
+// Run; Status may run concurrently with them. Implementations must honour
+// ctx: on cancellation they stop within a second and leave no partial
+// deployment behind (partial downloads may stay, to be resumed).
+type Backend interface {
+	Status(ctx context.Context) (api.Status, error)
+	Run(ctx context.Context, req Request, rep Reporter) (Result, error)
+	// Repair removes what a crash left behind (temporary files, partial
+	// deployments); the daemon calls it at start, before serving.
+	Repair(ctx context.Context) error
+}

@@ -1,0 +1,224 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+	"github.com/godbus/dbus/v5/prop"
+	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/daemon/state"
+)
+
+// transaction is one exported Transaction object and the goroutine that
+// runs its operation.
+type transaction struct {
+	d      *Daemon
+	id     uint64
+	path   dbus.ObjectPath
+	req    Request
+	uid    uint32
+	ctx    context.Context
+	cancel context.CancelFunc
+	after  <-chan struct{} // closed when the transaction queued before us ends
+	done   chan struct{}
+	props  *prop.Properties
+
+	mu         sync.Mutex
+	stage      string
+	stageStart time.Time
+	lastEmit   time.Time
+	result     Result
+	err        error
+}
+
+const txnIntrospection = `
+<interface name="` + api.TransactionIface + `">
+  <method name="Cancel"/>
+  <signal name="Message"><arg name="text" type="s"/></signal>
+  <signal name="Progress">
+    <arg name="stage" type="s"/>
+    <arg name="percent" type="u"/>
+    <arg name="done" type="t"/>
+    <arg name="total" type="t"/>
+    <arg name="rate" type="t"/>
+    <arg name="eta_seconds" type="t"/>
+  </signal>
+  <signal name="Finished"><arg name="success" type="b"/><arg name="error" type="s"/></signal>
+  <property name="Kind" type="s" access="read"/>
+  <property name="Initiator" type="u" access="read"/>
+  <property name="Stage" type="s" access="read"/>
+  <property name="Finished" type="b" access="read"/>
+  <property name="Success" type="b" access="read"/>
+  <property name="Error" type="s" access="read"/>
+  <property name="Outcome" type="s" access="read"/>
+</interface>`
+
+func (t *transaction) export() error {
+	conn := t.d.conn
+	if err := conn.Export(t, t.path, api.TransactionIface); err != nil {
+		return err
+	}
+	props, err := prop.Export(conn, t.path, prop.Map{api.TransactionIface: {
+		"Kind":      {Value: t.req.Kind, Emit: prop.EmitConst},
+		"Initiator": {Value: t.uid, Emit: prop.EmitConst},
+		"Stage":     {Value: "queued", Emit: prop.EmitTrue},
+		"Finished":  {Value: false, Emit: prop.EmitTrue},
+		"Success":   {Value: false, Emit: prop.EmitTrue},
+		"Error":     {Value: "", Emit: prop.EmitTrue},
+		"Outcome":   {Value: "", Emit: prop.EmitTrue},
+	}})
+	if err != nil {
+		return err
+	}
+	t.props = props
+	xml := "<node>" + txnIntrospection + introspect.IntrospectDataString + prop.IntrospectDataString + "</node>"
+	return conn.Export(introspect.Introspectable(xml), t.path, "org.freedesktop.DBus.Introspectable")
+}
+
+func (t *transaction) unexport() {
+	conn := t.d.conn
+	conn.Export(nil, t.path, api.TransactionIface)
+	conn.Export(nil, t.path, "org.freedesktop.DBus.Properties")
+	conn.Export(nil, t.path, "org.freedesktop.DBus.Introspectable")
+}
+
+// Cancel is the D-Bus method: the initiator or root may cancel.
+func (t *transaction) Cancel(sender dbus.Sender) *dbus.Error {
+	uid, err := t.d.callerUID(sender)
+	if err != nil {
+		return dbus.NewError(api.ErrAccessDenied, []any{err.Error()})
+	}
+	if uid != 0 && uid != t.uid {
+		if _, derr := t.d.authorize(sender, "cancel"); derr != nil {
+			return derr
+		}
+	}
+	t.cancel()
+	return nil
+}
+
+func (t *transaction) emit(name string, args ...any) {
+	t.d.conn.Emit(t.path, api.TransactionIface+"."+name, args...)
+}
+
+// Stage implements Reporter.
+func (t *transaction) Stage(name string) {
+	t.mu.Lock()
+	t.stage, t.stageStart = name, time.Now()
+	t.mu.Unlock()
+	t.props.SetMust(api.TransactionIface, "Stage", name)
+	t.emit("Progress", name, uint32(0), uint64(0), uint64(0), uint64(0), uint64(0))
+}
+
+// Progress implements Reporter; signals are throttled to ten a second,
+// except the last one of a stage.
+func (t *transaction) Progress(done, total uint64) {
+	t.mu.Lock()
+	now := time.Now()
+	if done < total && now.Sub(t.lastEmit) < 100*time.Millisecond {
+		t.mu.Unlock()
+		return
+	}
+	t.lastEmit = now
+	stage, since := t.stage, now.Sub(t.stageStart)
+	t.mu.Unlock()
+	var percent uint32
+	if total > 0 {
+		percent = uint32(done * 100 / total)
+	}
+	var rate, eta uint64
+	if secs := since.Seconds(); secs > 0.2 {
+		rate = uint64(float64(done) / secs)
+		if rate > 0 && total > done {
+			eta = (total - done) / rate
+		}
+	}
+	t.emit("Progress", stage, percent, done, total, rate, eta)
+}
+
+// Message implements Reporter.
+func (t *transaction) Message(msg string) { t.emit("Message", msg) }
+
+func (t *transaction) run() {
+	defer close(t.done)
+	d := t.d
+	select {
+	case <-t.after:
+	case <-t.ctx.Done():
+	}
+	d.setActive(t)
+	defer d.setActive(nil)
+	var res Result
+	var err error
+	start := time.Now()
+	if err = t.ctx.Err(); err == nil {
+		from := ""
+		if st, serr := d.backend.Status(t.ctx); serr == nil {
+			from = bootedChecksum(st)
+		}
+		if t.id, err = d.store.StartTransaction(t.req.Kind, t.uid, from, start); err == nil {
+			res, err = d.backend.Run(t.ctx, t.req, t)
+		}
+	}
+	result := state.ResultSuccess
+	msg := ""
+	switch {
+	case err != nil && errors.Is(err, context.Canceled):
+		result, msg = state.ResultCancelled, "cancelled"
+	case err != nil:
+		result, msg = state.ResultFailed, err.Error()
+	}
+	if t.id != 0 {
+		if ferr := d.store.FinishTransaction(t.id, result, res.To, msg, time.Now()); ferr != nil {
+			d.logf("history: %v", ferr)
+		}
+	}
+	if err == nil && res.Cached != nil {
+		if cerr := d.store.SetCachedUpdate(*res.Cached); cerr != nil {
+			d.logf("cached update: %v", cerr)
+		}
+	}
+	t.mu.Lock()
+	t.result, t.err = res, err
+	t.mu.Unlock()
+	t.props.SetMust(api.TransactionIface, "Outcome", outcome(res, err))
+	t.props.SetMust(api.TransactionIface, "Success", err == nil)
+	t.props.SetMust(api.TransactionIface, "Error", msg)
+	t.props.SetMust(api.TransactionIface, "Finished", true)
+	d.refreshProperties()
+	t.emit("Finished", err == nil, msg)
+	d.logf("transaction %s (%s by uid %d): %s %s", t.path, t.req.Kind, t.uid, result, msg)
+	if err == nil && t.req.Reboot && res.Deployed {
+		if rerr := d.reboot(); rerr != nil {
+			d.logf("reboot: %v", rerr)
+			t.emit("Message", fmt.Sprintf("reboot failed: %v", rerr))
+		}
+	}
+}
+
+func bootedChecksum(st api.Status) string {
+	for _, dep := range st.Deployments {
+		if dep.Booted {
+			return dep.Checksum
+		}
+	}
+	return ""
+}
+
+// outcome summarizes a result for clients (the Outcome property).
+func outcome(res Result, err error) string {
+	switch {
+	case err != nil:
+		return ""
+	case res.NoUpdate:
+		return api.OutcomeNoUpdate
+	case res.Deployed:
+		return api.OutcomeDeployed
+	}
+	return api.OutcomeDone
+}
