@@ -14,7 +14,9 @@ import (
 // stagedPath is the record of a staged deployment, in libostree's format:
 // an a{sv} with "target" and "merge-deployment" (each an a{sv} of name,
 // osname and bootcsum) and optional "kargs" (as).
-func (s *Sysroot) stagedPath() string { return filepath.Join(s.opts.RunDir, "ostree/staged-deployment") }
+func (s *Sysroot) stagedPath() string {
+	return filepath.Join(s.opts.RunDir, "ostree/staged-deployment")
+}
 
 // stagedLockedPath blocks finalization while it exists.
 func (s *Sysroot) stagedLockedPath() string {
