@@ -54,7 +54,7 @@ func LoadAccounts(root *treefs.Root) (*Accounts, error) {
 
 // UnpackOptions control Unpack.
 type UnpackOptions struct {
-	NoDocs bool              // skip %doc files (treefile documentation: false)
+	NoDocs bool             // skip %doc files (treefile documentation: false)
 	Warn   func(msg string) // unknown owners, unsupported file types
 }
 

@@ -420,4 +420,3 @@ func (r *Root) Readlink(p string) (string, error) {
 	}
 	return string(buf[:n]), nil
 }
-

@@ -23,7 +23,7 @@ type Spec struct {
 	Requires, Provides     []string
 	Conflicts, Obsoletes   []string
 	Recommends             []string
-	PreReq                 []string // Requires(pre)
+	PreReq                 []string          // Requires(pre)
 	Files                  map[string]string // path → content, mode 0644
 	Exec                   map[string]string // path → content, mode 0755
 	Config                 []string          // paths of Files that are %config(noreplace)
