@@ -170,7 +170,9 @@ func applyEtcMerge(d *etcDiff, oldDep, newDep string) (*EtcMergeReport, error) {
 			} else {
 				rep.Modified = append(rep.Modified, c.path)
 			}
-			if defaultsChanged && inNew && !n.equal(m) {
+			if c.kind == modified && !inNew {
+				conflict(c.path, "changed locally, and the new version no longer ships it")
+			} else if defaultsChanged && inNew && !n.equal(m) {
 				if c.kind == added {
 					conflict(c.path, "added locally, and the new version adds a different default")
 				} else {
