@@ -295,8 +295,8 @@ func runTransaction(ctx context.Context, e *env, t txnFlags, method string, args
 				bar.clear()
 				e.printf("%s\n", sig.Body[0])
 			case api.TransactionIface + ".Progress":
-				if len(sig.Body) == 6 {
-					bar.update(sig.Body[0].(string), sig.Body[1].(uint32), sig.Body[2].(uint64), sig.Body[3].(uint64), sig.Body[4].(uint64), sig.Body[5].(uint64))
+				if len(sig.Body) == 7 {
+					bar.update(sig.Body[0].(string), sig.Body[1].(string), sig.Body[2].(uint32), sig.Body[3].(uint64), sig.Body[4].(uint64), sig.Body[5].(uint64), sig.Body[6].(uint64))
 				}
 			case api.TransactionIface + ".Finished":
 				bar.clear()
@@ -333,6 +333,14 @@ func newProgressBar(e *env) *progressBar {
 	return &progressBar{e: e, tty: tty}
 }
 
+// amount renders a count in its unit.
+func amount(unit string, n uint64) string {
+	if unit == "bytes" {
+		return human(n)
+	}
+	return fmt.Sprintf("%d %s", n, unit)
+}
+
 func human(n uint64) string {
 	switch {
 	case n >= 1<<30:
@@ -345,7 +353,7 @@ func human(n uint64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (p *progressBar) update(stage string, percent uint32, done, total, rate, eta uint64) {
+func (p *progressBar) update(stage, unit string, percent uint32, done, total, rate, eta uint64) {
 	if !p.tty {
 		if stage != p.stage {
 			p.stage, p.lastStep = stage, 0
@@ -353,7 +361,7 @@ func (p *progressBar) update(stage string, percent uint32, done, total, rate, et
 		}
 		if total > 0 && percent/25 > p.lastStep {
 			p.lastStep = percent / 25
-			p.e.printf("%s: %d%% (%s of %s)\n", stage, percent, human(done), human(total))
+			p.e.printf("%s: %d%% (%s of %s)\n", stage, percent, amount(unit, done), amount(unit, total))
 		}
 		return
 	}
@@ -362,10 +370,10 @@ func (p *progressBar) update(stage string, percent uint32, done, total, rate, et
 	filled := int(percent) * width / 100
 	line := fmt.Sprintf("\r%-10s [%s%s] %3d%%", stage, strings.Repeat("#", filled), strings.Repeat("-", width-filled), percent)
 	if total > 0 {
-		line += fmt.Sprintf(" %s/%s", human(done), human(total))
+		line += fmt.Sprintf(" %s/%s", amount(unit, done), amount(unit, total))
 	}
 	if rate > 0 {
-		line += fmt.Sprintf(" %s/s", human(rate))
+		line += fmt.Sprintf(" %s/s", amount(unit, rate))
 		if eta > 0 {
 			line += fmt.Sprintf(" ETA %ds", eta)
 		}

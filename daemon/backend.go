@@ -51,9 +51,9 @@ type Reporter interface {
 	// Stage starts a named stage ("download", "deploy", ...) and resets
 	// the byte counters.
 	Stage(name string)
-	// Progress reports units done of total in the current stage (bytes
-	// for downloads, files for checkouts); total may be 0 when unknown.
-	Progress(done, total uint64)
+	// Progress reports done of total units ("bytes", "objects", "files")
+	// in the current stage; total may be 0 when unknown.
+	Progress(unit string, done, total uint64)
 	// Message reports a line for the user.
 	Message(msg string)
 }

@@ -45,7 +45,7 @@ func (b *stepBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		}
-		rep.Progress(i*100, 300)
+		rep.Progress("bytes", i*100, 300)
 	}
 	rep.Message("finished " + req.Kind)
 	if req.Check {

@@ -42,6 +42,7 @@ const txnIntrospection = `
   <signal name="Message"><arg name="text" type="s"/></signal>
   <signal name="Progress">
     <arg name="stage" type="s"/>
+    <arg name="unit" type="s"/>
     <arg name="percent" type="u"/>
     <arg name="done" type="t"/>
     <arg name="total" type="t"/>
@@ -112,12 +113,12 @@ func (t *transaction) Stage(name string) {
 	t.stage, t.stageStart = name, time.Now()
 	t.mu.Unlock()
 	t.props.SetMust(api.TransactionIface, "Stage", name)
-	t.emit("Progress", name, uint32(0), uint64(0), uint64(0), uint64(0), uint64(0))
+	t.emit("Progress", name, "", uint32(0), uint64(0), uint64(0), uint64(0), uint64(0))
 }
 
 // Progress implements Reporter; signals are throttled to ten a second,
 // except the last one of a stage.
-func (t *transaction) Progress(done, total uint64) {
+func (t *transaction) Progress(unit string, done, total uint64) {
 	t.mu.Lock()
 	now := time.Now()
 	if done < total && now.Sub(t.lastEmit) < 100*time.Millisecond {
@@ -138,7 +139,7 @@ func (t *transaction) Progress(done, total uint64) {
 			eta = (total - done) / rate
 		}
 	}
-	t.emit("Progress", stage, percent, done, total, rate, eta)
+	t.emit("Progress", stage, unit, percent, done, total, rate, eta)
 }
 
 // Message implements Reporter.

@@ -1,0 +1,474 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/pull"
+	"github.com/osupdate/os-update/repo/remote"
+	"github.com/osupdate/os-update/sysroot"
+)
+
+// HostConfig configures the backend that works on a real sysroot.
+type HostConfig struct {
+	Sysroot        string // "/" on a booted host
+	SysrootOptions sysroot.Options
+	// RemotesDirs are remotes.d directories besides the repository's own
+	// (default: <sysroot>/etc/ostree/remotes.d).
+	RemotesDirs []string
+	// Delta, if set, lets pulls use static deltas.
+	Delta pull.DeltaFunc
+	// PullOptions are defaults for every pull (timeouts, workers).
+	PullOptions pull.Options
+}
+
+// HostBackend performs operations on a sysroot: pulls from the origin's
+// remote, deploys, rolls back, edits kernel arguments and cleans up.
+type HostBackend struct{ cfg HostConfig }
+
+// NewHostBackend returns a backend for cfg.Sysroot.
+func NewHostBackend(cfg HostConfig) *HostBackend {
+	if cfg.RemotesDirs == nil {
+		cfg.RemotesDirs = []string{filepath.Join(cfg.Sysroot, "etc/ostree/remotes.d")}
+	}
+	return &HostBackend{cfg: cfg}
+}
+
+func (b *HostBackend) open() (*sysroot.Sysroot, error) {
+	s, err := sysroot.Open(b.cfg.Sysroot, b.cfg.SysrootOptions)
+	if err != nil {
+		return nil, fmt.Errorf("open sysroot %s: %w", b.cfg.Sysroot, err)
+	}
+	return s, nil
+}
+
+// Status lists the deployments, the staged one first.
+func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
+	s, err := b.open()
+	if err != nil {
+		return api.Status{}, err
+	}
+	defer s.Close()
+	st := api.Status{Deployments: []api.Deployment{}}
+	current := s.Booted
+	if current == nil && len(s.Deployments) > 0 {
+		current = s.Deployments[0]
+	}
+	add := func(d *sysroot.Deployment, staged bool) {
+		ad := api.Deployment{
+			Index: len(st.Deployments), OSName: d.OS, Checksum: d.Commit.String(), Serial: d.Serial,
+			Origin: d.Refspec(), Version: d.Version, Staged: staged, Pinned: d.Pinned(),
+			Booted: s.Booted != nil && d == s.Booted, Kargs: []string(d.Kargs),
+		}
+		if cm, err := s.Repo().LoadCommit(d.Commit); err == nil {
+			ad.Timestamp = int64(cm.Timestamp)
+		}
+		st.Deployments = append(st.Deployments, ad)
+	}
+	if s.Staged != nil {
+		add(s.Staged, true)
+	}
+	for _, d := range s.Deployments {
+		add(d, false)
+	}
+	// The default is what boots next: the staged deployment, else the
+	// first entry. The rollback target is the first other deployment of
+	// the same OS after the current one.
+	if len(st.Deployments) > 0 {
+		st.Deployments[0].Default = true
+	}
+	for i := range st.Deployments {
+		d := &st.Deployments[i]
+		if !d.Default && current != nil && d.OSName == current.OS && !(d.Checksum == current.Commit.String() && d.Serial == current.Serial) {
+			d.Rollback = true
+			break
+		}
+	}
+	return st, nil
+}
+
+// Repair removes what an interrupted operation left: deployments and boot
+// directories the boot configuration does not reference, and staging
+// directories of the repository.
+func (b *HostBackend) Repair(ctx context.Context) error {
+	s, err := b.open()
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // nothing deployed yet
+		}
+		return err
+	}
+	defer s.Close()
+	if _, err := s.Cleanup(ctx, false); err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	return nil
+}
+
+// Run performs one operation.
+func (b *HostBackend) Run(ctx context.Context, req Request, rep Reporter) (Result, error) {
+	s, err := b.open()
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	switch req.Kind {
+	case KindUpgrade:
+		return b.upgrade(ctx, s, req, rep, "")
+	case KindRebase:
+		return b.upgrade(ctx, s, req, rep, req.Refspec)
+	case KindDeploy:
+		return b.deployRevision(ctx, s, req, rep)
+	case KindRollback:
+		return b.rollback(ctx, s, rep)
+	case KindKargs:
+		return b.kargs(ctx, s, req, rep)
+	case KindCleanup:
+		return b.cleanup(ctx, s, req, rep)
+	case KindPkgChange:
+		return Result{}, errors.New("package layering is not available yet on this host")
+	}
+	return Result{}, fmt.Errorf("unknown operation %q", req.Kind)
+}
+
+// current is the deployment operations start from: the booted one, else
+// (offline sysroots) the default.
+func current(s *sysroot.Sysroot) (*sysroot.Deployment, error) {
+	if s.Booted != nil {
+		return s.Booted, nil
+	}
+	if len(s.Deployments) > 0 {
+		return s.Deployments[0], nil
+	}
+	return nil, errors.New("no deployment: install one first (os-update admin deploy)")
+}
+
+func (b *HostBackend) source(r *repo.Repo, name string) (*pull.Source, error) {
+	store := &remote.Store{Repo: r, ExtraDirs: b.cfg.RemotesDirs}
+	rm, err := store.Get(name)
+	if err != nil {
+		return nil, fmt.Errorf("remote %q: %w", name, err)
+	}
+	return pull.FromRemote(store, rm)
+}
+
+func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, ref string, metadataOnly bool, rep Reporter) (object.Checksum, error) {
+	src, err := b.source(s.Repo(), remoteName)
+	if err != nil {
+		return object.Checksum{}, err
+	}
+	opts := b.cfg.PullOptions
+	opts.Refs = []string{ref}
+	opts.CommitMetadataOnly = metadataOnly
+	opts.Delta = b.cfg.Delta
+	opts.Progress = func(p pull.Progress) {
+		if p.BytesTotal > 0 {
+			rep.Progress("bytes", uint64(p.BytesDone), uint64(p.BytesTotal))
+		} else {
+			rep.Progress("objects", uint64(p.ObjectsDone), uint64(p.ObjectsTotal))
+		}
+	}
+	opts.Log = func(format string, args ...any) { rep.Message(fmt.Sprintf(format, args...)) }
+	res, err := pull.Pull(ctx, s.Repo(), src, opts)
+	if err != nil {
+		return object.Checksum{}, fmt.Errorf("pull %s:%s: %w", remoteName, ref, err)
+	}
+	c, ok := res.Refs[ref]
+	if !ok {
+		return object.Checksum{}, fmt.Errorf("pull %s:%s: the remote did not resolve the ref", remoteName, ref)
+	}
+	return c, nil
+}
+
+// osID reads ID= from a commit's os-release, or "" if it has none.
+func osID(r *repo.Repo, c object.Checksum) string {
+	cm, err := r.LoadCommit(c)
+	if err != nil {
+		return ""
+	}
+	for _, p := range []string{"usr/lib/os-release", "etc/os-release", "usr/etc/os-release"} {
+		data, err := readCommitFile(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "ID="); ok {
+				return strings.Trim(v, `"'`)
+			}
+		}
+	}
+	return ""
+}
+
+// readCommitFile reads a small regular file of a tree (no symlinks).
+func readCommitFile(r *repo.Repo, t repo.Tree, path string) ([]byte, error) {
+	parts := strings.Split(path, "/")
+	for i, name := range parts {
+		dt, err := r.LoadDirTree(t.DirTree)
+		if err != nil {
+			return nil, err
+		}
+		if i == len(parts)-1 {
+			for _, f := range dt.Files {
+				if f.Name == name {
+					c, err := r.OpenContent(f.Checksum)
+					if err != nil {
+						return nil, err
+					}
+					defer c.Close()
+					if c.Header.IsSymlink() {
+						return nil, fmt.Errorf("%s is a symlink", path)
+					}
+					return io.ReadAll(io.LimitReader(c, 1<<20))
+				}
+			}
+			return nil, os.ErrNotExist
+		}
+		found := false
+		for _, d := range dt.Dirs {
+			if d.Name == name {
+				t, found = repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}, true
+				break
+			}
+		}
+		if !found {
+			return nil, os.ErrNotExist
+		}
+	}
+	return nil, os.ErrNotExist
+}
+
+// upgrade pulls the origin (or, for a rebase, the new refspec) and deploys
+// the result if it is new.
+func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter, rebaseTo string) (Result, error) {
+	cur, err := current(s)
+	if err != nil {
+		return Result{}, err
+	}
+	refspec := cur.Refspec()
+	if rebaseTo != "" {
+		refspec = rebaseTo
+	}
+	remoteName, ref, err := repo.ParseRefspec(refspec)
+	if err != nil {
+		return Result{}, fmt.Errorf("origin %q: %w", refspec, err)
+	}
+	if remoteName == "" {
+		return Result{}, fmt.Errorf("origin %q is a local ref: there is no remote to update from (rebase to REMOTE:REF)", refspec)
+	}
+	res := Result{From: cur.Commit.String()}
+	rep.Stage("download")
+	metadataOnly := req.Check || req.Preview
+	c, err := b.pull(ctx, s, remoteName, ref, metadataOnly, rep)
+	if err != nil {
+		return res, err
+	}
+	newCm, err := s.Repo().LoadCommit(c)
+	if err != nil {
+		return res, err
+	}
+	res.To = c.String()
+	res.Cached = &api.CachedUpdate{Refspec: refspec, Checksum: c.String(), Version: newCm.Version(),
+		Timestamp: int64(newCm.Timestamp), CheckedAt: time.Now().Unix(), Available: c != cur.Commit}
+	if c == cur.Commit && rebaseTo == "" {
+		res.NoUpdate = true
+		return res, nil
+	}
+	if oldCm, err := s.Repo().LoadCommit(cur.Commit); err == nil && newCm.Timestamp < oldCm.Timestamp && !req.AllowDowngrade && rebaseTo == "" {
+		return res, fmt.Errorf("%s (%s) is older than the current commit %s: refusing to downgrade", c, time.Unix(int64(newCm.Timestamp), 0).UTC().Format(time.RFC3339), cur.Commit)
+	}
+	if metadataOnly {
+		rep.Message(fmt.Sprintf("Update available: %s %s", newCm.Version(), c))
+		return res, nil
+	}
+	if rebaseTo != "" {
+		if oldID, newID := osID(s.Repo(), cur.Commit), osID(s.Repo(), c); oldID != "" && newID != "" && oldID != newID {
+			return res, fmt.Errorf("%s is a different operating system (%s, current %s): install it in its own stateroot instead of rebasing", refspec, newID, oldID)
+		}
+	}
+	if req.DownloadOnly {
+		rep.Message(fmt.Sprintf("Downloaded %s %s; deploy it with os-update upgrade", newCm.Version(), c))
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	rep.Stage("deploy")
+	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Rev: c.String(), OriginRefspec: refspec}); err != nil {
+		return res, err
+	}
+	res.Deployed = true
+	rep.Message(fmt.Sprintf("Deployed %s %s; it boots next", newCm.Version(), c))
+	return res, nil
+}
+
+// deployRevision deploys a version or checksum of the origin's history.
+func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
+	cur, err := current(s)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{From: cur.Commit.String()}
+	remoteName, ref, err := repo.ParseRefspec(cur.Refspec())
+	if err != nil {
+		return res, err
+	}
+	rep.Stage("download")
+	if remoteName != "" {
+		// Bring the history in (commit objects only) to find the version.
+		src, err := b.source(s.Repo(), remoteName)
+		if err != nil {
+			return res, err
+		}
+		opts := b.cfg.PullOptions
+		opts.Refs, opts.CommitMetadataOnly, opts.Depth = []string{ref}, true, -1
+		if _, err := pull.Pull(ctx, s.Repo(), src, opts); err != nil {
+			return res, fmt.Errorf("pull history of %s: %w", cur.Refspec(), err)
+		}
+	}
+	var head object.Checksum
+	if remoteName != "" {
+		// A metadata-only pull does not move the ref: resolve from the
+		// summary via a second, cheap lookup of what was just fetched.
+		head, err = b.pull(ctx, s, remoteName, ref, true, rep)
+	} else {
+		head, err = s.Repo().ReadRef("", ref)
+	}
+	if err != nil {
+		return res, err
+	}
+	target, err := findRevision(s.Repo(), head, req.Revision)
+	if err != nil {
+		return res, fmt.Errorf("deploy %s: %w", req.Revision, err)
+	}
+	if err := b.fetchCommit(ctx, s, remoteName, ref, target); err != nil {
+		return res, fmt.Errorf("deploy %s: %w", req.Revision, err)
+	}
+	res.To = target.String()
+	if target == cur.Commit {
+		return res, fmt.Errorf("deploy %s: %s is already the current deployment", req.Revision, target)
+	}
+	rep.Stage("deploy")
+	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Rev: target.String(), OriginRefspec: cur.Refspec()}); err != nil {
+		return res, err
+	}
+	res.Deployed = true
+	return res, nil
+}
+
+func hasCommit(r *repo.Repo, c object.Checksum) bool {
+	ok, _ := r.HasObject(c, object.TypeCommit)
+	return ok
+}
+
+// findRevision walks from head to find a commit with that checksum (or
+// unique prefix) or "version".
+func findRevision(r *repo.Repo, head object.Checksum, rev string) (object.Checksum, error) {
+	for c := head; ; {
+		if strings.HasPrefix(c.String(), rev) && len(rev) >= 8 {
+			return c, nil
+		}
+		cm, err := r.LoadCommit(c)
+		if err != nil {
+			break
+		}
+		if cm.Version() == rev {
+			return c, nil
+		}
+		if !cm.HasParent() {
+			break
+		}
+		c = cm.Parent
+	}
+	return object.Checksum{}, fmt.Errorf("no commit with version or checksum %q in the history of the origin", rev)
+}
+
+func (b *HostBackend) rollback(ctx context.Context, s *sysroot.Sysroot, rep Reporter) (Result, error) {
+	cur, err := current(s)
+	if err != nil {
+		return Result{}, err
+	}
+	rep.Stage("deploy")
+	d, err := s.Rollback(ctx)
+	if err != nil {
+		return Result{From: cur.Commit.String()}, err
+	}
+	rep.Message(fmt.Sprintf("Rolled back to %s %s; it boots next", d.Version, d.Commit))
+	return Result{From: cur.Commit.String(), To: d.Commit.String(), Deployed: true}, nil
+}
+
+func (b *HostBackend) kargs(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
+	if len(s.Deployments) == 0 {
+		return Result{}, errors.New("no deployment")
+	}
+	rep.Stage("deploy")
+	k, err := s.SetKargs(ctx, 0, sysroot.KargsEdit{Append: req.KargsAppend, Delete: req.KargsDelete, Replace: req.KargsReplace})
+	if err != nil {
+		return Result{}, err
+	}
+	rep.Message("Kernel arguments: " + k.String())
+	return Result{Deployed: true}, nil
+}
+
+func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
+	rep.Stage("cleanup")
+	st, err := b.Status(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	// Undeploy from the end so indexes stay valid.
+	for i := len(st.Deployments) - 1; i >= 0; i-- {
+		d := st.Deployments[i]
+		if d.Staged || d.Booted {
+			continue
+		}
+		pending := d.Default && d.Index == 0
+		if req.CleanupRollback && d.Rollback || req.CleanupPending && pending {
+			idx := d.Index
+			if s.Staged != nil {
+				idx-- // sysroot indexes count only boot-configured deployments
+			}
+			if err := s.Undeploy(ctx, idx); err != nil {
+				return Result{}, err
+			}
+			rep.Message(fmt.Sprintf("Removed deployment %s.%d", d.Checksum, d.Serial))
+		}
+	}
+	if req.CleanupCache {
+		if err := os.RemoveAll(filepath.Join(s.Repo().Path(), "tmp", "cache")); err != nil {
+			return Result{}, err
+		}
+	}
+	res, err := s.Cleanup(ctx, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if res.Pruned != nil {
+		rep.Message(fmt.Sprintf("Freed %d objects (%d bytes)", res.Pruned.Pruned, res.Pruned.BytesFree))
+	}
+	return Result{}, nil
+}
+
+// fetchCommit makes sure a commit of the origin's history is complete
+// locally.
+func (b *HostBackend) fetchCommit(ctx context.Context, s *sysroot.Sysroot, remoteName, ref string, c object.Checksum) error {
+	if hasCommit(s.Repo(), c) && !s.Repo().IsPartial(c) {
+		return nil
+	}
+	if remoteName == "" {
+		return fmt.Errorf("commit %s is not in the repository", c)
+	}
+	return fmt.Errorf("commit %s is not downloaded, and pulling a commit other than the ref's head is not supported yet", c)
+}
