@@ -1,0 +1,87 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/osupdate/os-update/repo/delta"
+	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/summary"
+)
+
+// StaticDeltas is the DeltaFunc that applies libostree static deltas with
+// package delta. It prefers a delta from a complete local commit (the
+// ref's current one first) and uses a delta from nothing only when there
+// is no local commit at all, as libostree does. Deltas are authenticated
+// through the digest the summary (or delta index) records and through the
+// embedded commit, which must be the commit whose signature was verified.
+func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
+	deltas := req.Deltas
+	if len(deltas) == 0 {
+		b, err := req.Fetch(ctx, delta.IndexPath(req.To), summary.MaxSize)
+		if errors.Is(err, errNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if deltas, err = summary.ParseDeltaIndex(b); err != nil {
+			return false, err
+		}
+	}
+	var chosen *summary.Delta
+	for _, from := range req.FromCandidates {
+		for i := range deltas {
+			if deltas[i].To == req.To && deltas[i].From == from {
+				chosen = &deltas[i]
+				break
+			}
+		}
+		if chosen != nil {
+			break
+		}
+	}
+	if chosen == nil && len(req.FromCandidates) == 0 {
+		for i := range deltas {
+			if deltas[i].To == req.To && deltas[i].From.IsZero() {
+				chosen = &deltas[i]
+			}
+		}
+	}
+	if chosen == nil {
+		return false, nil
+	}
+	d := *chosen
+	sb, err := req.Fetch(ctx, delta.SuperblockPath(d.From, d.To), delta.MaxSuperblockSize)
+	if errors.Is(err, errNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delta %s: %w", d.Name(), err)
+	}
+	if object.Checksum(delta.Digest(sb)) != d.Superblock {
+		return false, fmt.Errorf("delta %s: superblock does not match the digest the summary lists", d.Name())
+	}
+	_, err = delta.Apply(ctx, req.Tx, sb, delta.ApplyOptions{
+		FetchPart: func(ctx context.Context, index int) (io.ReadCloser, error) {
+			return req.FetchStream(ctx, delta.PartPath(d.From, d.To, index))
+		},
+		FetchFallback: func(ctx context.Context, n object.Name) error {
+			return req.FetchObject(ctx, n.Checksum)
+		},
+		VerifyCommit: func(ctx context.Context, s *delta.Superblock) error {
+			return req.VerifyCommit(s.Commit)
+		},
+		Progress: func(done, total int) {
+			if req.Progress != nil {
+				req.Progress(int64(done), int64(total))
+			}
+		},
+	})
+	if err != nil {
+		return false, fmt.Errorf("delta %s: %w", d.Name(), err)
+	}
+	return true, nil
+}

@@ -1,0 +1,726 @@
+// Package pull fetches commits from an HTTP(S) archive repository into a
+// local repository of any mode, the way libostree's pull does, with the
+// trust order made strict:
+//
+//  1. summary.sig and summary are fetched, and the summary verified when the
+//     remote requires it; refs are resolved from it (or refs/heads/).
+//  2. For each commit, its detached metadata and the commit object are
+//     fetched, checksummed and their signatures verified before any other
+//     object is requested. Nothing is written before that.
+//  3. The commit is marked partial and written; a static delta may then
+//     bring in its objects (see DeltaFunc); finally dirtrees are walked and
+//     every missing object fetched with bounded parallelism over keep-alive
+//     connections. Each object is checksum-verified before it is staged,
+//     and staged objects become visible in batches, so an interrupted pull
+//     resumes where it stopped. Refs move and the partial mark goes only
+//     when the whole commit is present.
+//
+// Transient failures (connection errors, 5xx, truncation, corruption) are
+// retried with backoff; a stalled transfer is cut by a timeout; 4xx fail
+// at once with an error naming the URL. After any failure the repository
+// passes fsck: what was stored is verified, and incomplete commits are
+// marked partial.
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/gvariant"
+	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/remote"
+	"github.com/osupdate/os-update/repo/sign"
+	"github.com/osupdate/os-update/repo/summary"
+)
+
+// Source describes where to pull from and what to trust.
+type Source struct {
+	Name       string // remote name: refs go to refs/remotes/NAME/ (unless mirroring)
+	URL        string // metadata base URL
+	ContentURL string // objects and deltas; "" means URL
+	// CommitVerifiers must each accept every pulled commit's detached
+	// signatures. Empty means commits are not verified.
+	CommitVerifiers []sign.Verifier
+	// SummaryVerifiers must each accept the summary; non-empty makes
+	// summary and summary.sig required.
+	SummaryVerifiers []sign.Verifier
+	TLS              TLSOptions
+}
+
+// FromRemote builds a Source from a configured remote, loading its keys.
+func FromRemote(s *remote.Store, r *remote.Remote) (*Source, error) {
+	cv, err := s.Verifiers(r, false)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := s.Verifiers(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{
+		Name: r.Name, URL: r.URL, ContentURL: r.ContentURL,
+		CommitVerifiers: cv, SummaryVerifiers: sv,
+		TLS: TLSOptions{Permissive: r.TLSPermissive, CAPath: r.TLSCAPath, ClientCert: r.TLSClientCert, ClientKey: r.TLSClientKey},
+	}, nil
+}
+
+// Progress is a snapshot of a running pull.
+type Progress struct {
+	Stage        string // "summary", "commit", "delta", "objects", "done"
+	ObjectsDone  int
+	ObjectsTotal int // objects discovered so far (grows during the walk)
+	BytesDone    int64
+	BytesTotal   int64   // known for deltas only; 0 when unknown
+	Rate         float64 // bytes per second since the start
+	Elapsed      time.Duration
+}
+
+// DeltaFunc tries to bring every object of commit `to` into tx from a
+// static delta, choosing among deltas (from the summary or delta index).
+// It reports whether it applied one; on error the pull aborts that
+// transaction and falls back to the object walk.
+type DeltaFunc func(ctx context.Context, p *DeltaRequest) (bool, error)
+
+// DeltaRequest is what a DeltaFunc gets to work with.
+type DeltaRequest struct {
+	Repo   *repo.Repo
+	Tx     *repo.Transaction
+	To     object.Checksum
+	Deltas []summary.Delta // deltas ending at To, as advertised
+	// FromCandidates are local complete commits, best first (the ref's
+	// current commit first).
+	FromCandidates []object.Checksum
+	// Fetch GETs a path relative to the content URL, at most max bytes.
+	Fetch func(ctx context.Context, rel string, max int64) ([]byte, error)
+	// FetchStream GETs a path relative to the content URL as a stream
+	// (no retry once reading started).
+	FetchStream func(ctx context.Context, rel string) (io.ReadCloser, error)
+	// FetchObject fetches a content object into Tx (fallback objects).
+	FetchObject func(ctx context.Context, c object.Checksum) error
+	// VerifyCommit checks the delta's embedded commit against the
+	// verified one.
+	VerifyCommit func(commit []byte) error
+	Progress     func(done, total int64)
+}
+
+// Options controls a pull.
+type Options struct {
+	// Refs to pull; "REF@CHECKSUM" pulls that commit for REF. Empty: the
+	// refs given by Branches, else (with Mirror) every ref of the summary.
+	Refs     []string
+	Branches []string
+	// Mirror writes refs/heads/REF instead of refs/remotes/NAME/REF and,
+	// when every ref is pulled, copies summary and summary.sig.
+	Mirror bool
+	// CommitMetadataOnly fetches (and verifies) only commits and their
+	// detached metadata; they stay partial and refs do not move.
+	CommitMetadataOnly bool
+	// Depth is how many parents to pull too (0: none, -1: all).
+	Depth int
+	// Workers bounds parallel object fetches (default 8).
+	Workers int
+	// Retries per request for transient failures (default 5).
+	Retries int
+	// RetryBackoff is the first retry delay, doubled each time (default 250ms).
+	RetryBackoff time.Duration
+	// StallTimeout cuts a request that receives nothing for this long
+	// (default 30s); ConnectTimeout bounds connecting (default 15s).
+	StallTimeout   time.Duration
+	ConnectTimeout time.Duration
+	// BatchObjects is how many objects are staged before they are made
+	// visible (default 2000); smaller means less to redo after a crash.
+	BatchObjects int
+	// Delta is tried before the object walk; nil means StaticDeltas.
+	Delta         DeltaFunc
+	DisableDeltas bool
+	// Progress is called periodically and at the end.
+	Progress         func(Progress)
+	ProgressInterval time.Duration // default 250ms
+	// Log receives human-readable notes (delta fallbacks, ...).
+	Log func(format string, args ...any)
+}
+
+// Result reports what a pull did.
+type Result struct {
+	Refs           map[string]object.Checksum // ref -> commit
+	ObjectsFetched int
+	BytesFetched   int64
+	Requests       int64
+	DeltasUsed     int
+	DeltaFailures  []error
+}
+
+type puller struct {
+	r    *repo.Repo
+	src  *Source
+	opts Options
+	f    *fetcher
+	res  *Result
+
+	objDone  atomic.Int64
+	objTotal atomic.Int64
+	bytesTot atomic.Int64
+	stage    atomic.Value
+	start    time.Time
+
+	txMu  sync.RWMutex
+	tx    *repo.Transaction
+	txN   int
+	txErr error
+}
+
+func (p *puller) logf(format string, args ...any) {
+	if p.opts.Log != nil {
+		p.opts.Log(format, args...)
+	}
+}
+
+func join(base, rel string) string { return strings.TrimSuffix(base, "/") + "/" + rel }
+
+func (p *puller) metaURL(rel string) string { return join(p.src.URL, rel) }
+
+func (p *puller) contentURL(rel string) string {
+	if p.src.ContentURL != "" {
+		return join(p.src.ContentURL, rel)
+	}
+	return join(p.src.URL, rel)
+}
+
+// fetchBytes GETs a URL into memory, at most max bytes.
+func (p *puller) fetchBytes(ctx context.Context, url string, max int64) ([]byte, error) {
+	var out []byte
+	err := p.f.get(ctx, url, func(body io.Reader, length int64) error {
+		b, err := readAll(body, length, max)
+		out = b
+		return err
+	})
+	return out, err
+}
+
+// Pull fetches refs from src into r.
+func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Retries <= 0 {
+		opts.Retries = 5
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 250 * time.Millisecond
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 30 * time.Second
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 15 * time.Second
+	}
+	if opts.BatchObjects <= 0 {
+		opts.BatchObjects = 2000
+	}
+	if opts.Delta == nil {
+		opts.Delta = StaticDeltas
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = 250 * time.Millisecond
+	}
+	if src.Name == "" && !opts.Mirror {
+		return nil, fmt.Errorf("pull: a remote name is required unless mirroring")
+	}
+	f, err := newFetcher(&opts, src.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("pull from %s: %w", src.URL, err)
+	}
+	defer f.close()
+	p := &puller{r: r, src: src, opts: opts, f: f, res: &Result{Refs: map[string]object.Checksum{}}, start: time.Now()}
+	p.stage.Store("summary")
+
+	stopProgress := p.startProgress()
+	err = p.run(ctx)
+	stopProgress()
+	p.res.BytesFetched = f.bytes.Load()
+	p.res.Requests = f.requests.Load()
+	p.res.ObjectsFetched = int(p.objDone.Load())
+	if err != nil {
+		return p.res, fmt.Errorf("pull from %s: %w", src.URL, err)
+	}
+	return p.res, nil
+}
+
+func (p *puller) snapshot() Progress {
+	el := time.Since(p.start)
+	b := p.f.bytes.Load()
+	pr := Progress{
+		Stage:        p.stage.Load().(string),
+		ObjectsDone:  int(p.objDone.Load()),
+		ObjectsTotal: int(p.objTotal.Load()),
+		BytesDone:    b,
+		BytesTotal:   p.bytesTot.Load(),
+		Elapsed:      el,
+	}
+	if s := el.Seconds(); s > 0 {
+		pr.Rate = float64(b) / s
+	}
+	return pr
+}
+
+func (p *puller) startProgress() func() {
+	if p.opts.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(p.opts.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.opts.Progress(p.snapshot())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		p.opts.Progress(p.snapshot())
+	}
+}
+
+func (p *puller) run(ctx context.Context) error {
+	sum, sumBytes, sigBytes, err := p.fetchSummary(ctx)
+	if err != nil {
+		return err
+	}
+	if sum == nil {
+		if err := p.checkRemoteConfig(ctx); err != nil {
+			return err
+		}
+	}
+	refs, err := p.resolveRefs(ctx, sum)
+	if err != nil {
+		return err
+	}
+	var deltas []summary.Delta
+	if sum != nil {
+		if deltas, err = sum.Deltas(); err != nil {
+			return err
+		}
+	}
+	for _, rc := range refs {
+		if err := p.pullCommit(ctx, rc.ref, rc.commit, sum, deltas); err != nil {
+			return fmt.Errorf("%s: %w", rc.ref, err)
+		}
+		p.res.Refs[rc.ref] = rc.commit
+	}
+	if p.opts.CommitMetadataOnly {
+		p.stage.Store("done")
+		return nil
+	}
+	for _, rc := range refs {
+		var err error
+		if p.opts.Mirror {
+			err = p.r.SetRef("", rc.ref, rc.commit)
+		} else {
+			err = p.r.SetRef(p.src.Name, rc.ref, rc.commit)
+		}
+		if err != nil {
+			return fmt.Errorf("set ref %s: %w", rc.ref, err)
+		}
+	}
+	if p.opts.Mirror && len(p.opts.Refs) == 0 && len(p.opts.Branches) == 0 && sumBytes != nil {
+		if err := summary.WriteFileAtomic(filepath.Join(p.r.Path(), "summary"), sumBytes); err != nil {
+			return err
+		}
+		sigPath := filepath.Join(p.r.Path(), "summary.sig")
+		if sigBytes != nil {
+			err = summary.WriteFileAtomic(sigPath, sigBytes)
+		} else if err = os.Remove(sigPath); errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	p.stage.Store("done")
+	return nil
+}
+
+// fetchSummary gets summary.sig then summary; either may be absent unless
+// the summary must be verified.
+func (p *puller) fetchSummary(ctx context.Context) (*summary.Summary, []byte, []byte, error) {
+	sig, err := p.fetchBytes(ctx, p.metaURL("summary.sig"), summary.MaxSize)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return nil, nil, nil, err
+	}
+	data, err := p.fetchBytes(ctx, p.metaURL("summary"), summary.MaxSize)
+	if errors.Is(err, errNotFound) {
+		if len(p.src.SummaryVerifiers) > 0 {
+			return nil, nil, nil, fmt.Errorf("summary verification is on, but the remote has no summary: %w", err)
+		}
+		return nil, nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(p.src.SummaryVerifiers) > 0 {
+		if sig == nil {
+			return nil, nil, nil, fmt.Errorf("summary verification is on, but %s is missing", p.metaURL("summary.sig"))
+		}
+		m, err := object.UnmarshalMetadata(sig)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("summary.sig: %w", err)
+		}
+		if _, err := sign.Verify(data, m, p.src.SummaryVerifiers...); err != nil {
+			return nil, nil, nil, fmt.Errorf("summary signature: %w", err)
+		}
+	}
+	s, err := summary.Parse(data)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if mode := s.Mode(); mode != "" && mode != "archive" && mode != "archive-z2" {
+		return nil, nil, nil, fmt.Errorf("remote repository mode is %q; only archive repositories can be pulled from", mode)
+	}
+	return s, data, sig, nil
+}
+
+// checkRemoteConfig reads the remote's config when there is no summary, to
+// refuse non-archive repositories early.
+func (p *puller) checkRemoteConfig(ctx context.Context) error {
+	b, err := p.fetchBytes(ctx, p.metaURL("config"), 1<<20)
+	if errors.Is(err, errNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && strings.TrimSpace(k) == "mode" {
+			v = strings.TrimSpace(v)
+			if v != "archive" && v != "archive-z2" {
+				return fmt.Errorf("remote repository mode is %q; only archive repositories can be pulled from", v)
+			}
+		}
+	}
+	return nil
+}
+
+type refCommit struct {
+	ref    string
+	commit object.Checksum
+}
+
+func (p *puller) resolveRefs(ctx context.Context, sum *summary.Summary) ([]refCommit, error) {
+	refs := p.opts.Refs
+	if len(refs) == 0 {
+		refs = p.opts.Branches
+	}
+	if len(refs) == 0 {
+		if !p.opts.Mirror || sum == nil {
+			return nil, errors.New("no refs to pull (give refs, or configure branches=)")
+		}
+		for _, e := range sum.Refs {
+			refs = append(refs, e.Name)
+		}
+	}
+	var out []refCommit
+	for _, ref := range refs {
+		// REF@CHECKSUM pulls that commit for REF (a downgrade or a
+		// specific version); the signature check applies all the same.
+		if name, at, ok := strings.Cut(ref, "@"); ok {
+			c, err := object.ParseChecksum(at)
+			if err != nil {
+				return nil, fmt.Errorf("ref %q: %w", ref, err)
+			}
+			if err := repo.ValidateRef(name); err != nil {
+				return nil, err
+			}
+			out = append(out, refCommit{name, c})
+			continue
+		}
+		if err := repo.ValidateRef(ref); err != nil {
+			return nil, err
+		}
+		if sum != nil {
+			e, ok := sum.Lookup(ref)
+			if !ok {
+				return nil, fmt.Errorf("ref %q is not in the remote's summary", ref)
+			}
+			out = append(out, refCommit{ref, e.Commit})
+			continue
+		}
+		b, err := p.fetchBytes(ctx, p.metaURL("refs/heads/"+ref), 1024)
+		if err != nil {
+			return nil, fmt.Errorf("resolve ref %s: %w", ref, err)
+		}
+		c, err := object.ParseChecksum(strings.TrimRight(string(b), " \t\r\n"))
+		if err != nil {
+			return nil, fmt.Errorf("resolve ref %s: %w", ref, err)
+		}
+		out = append(out, refCommit{ref, c})
+	}
+	return out, nil
+}
+
+// fetchCommit fetches and verifies a commit and its detached metadata,
+// writing nothing. sizeHint, if non-zero, is the summary's commit size.
+func (p *puller) fetchCommit(ctx context.Context, c object.Checksum, sizeHint uint64) ([]byte, object.Metadata, bool, error) {
+	metaRel := "objects/" + object.LoosePath(c, object.TypeCommitMeta, true)
+	var detached object.Metadata
+	hasDetached := false
+	mb, err := p.fetchBytes(ctx, p.metaURL(metaRel), repo.MaxMetadataSize)
+	switch {
+	case err == nil:
+		if detached, err = object.UnmarshalMetadata(mb); err != nil {
+			return nil, nil, false, fmt.Errorf("%s: %w", p.metaURL(metaRel), err)
+		}
+		hasDetached = true
+	case errors.Is(err, errNotFound):
+	default:
+		return nil, nil, false, err
+	}
+	max := int64(repo.MaxMetadataSize)
+	if sizeHint > 0 && int64(sizeHint) < max {
+		max = int64(sizeHint)
+	}
+	commitURL := p.contentURL("objects/" + object.LoosePath(c, object.TypeCommit, true))
+	var data []byte
+	err = p.f.get(ctx, commitURL, func(body io.Reader, length int64) error {
+		b, err := readAll(body, length, max)
+		if err != nil {
+			return err
+		}
+		if got := object.SumMeta(b); got != c {
+			return fmt.Errorf("commit %s: content hashes to %s: checksum mismatch", c, got)
+		}
+		if _, err := object.UnmarshalCommit(b); err != nil {
+			return fmt.Errorf("commit %s: %w", c, err)
+		}
+		data = b
+		return nil
+	})
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if len(p.src.CommitVerifiers) > 0 {
+		if _, err := sign.Verify(data, detached, p.src.CommitVerifiers...); err != nil {
+			return nil, nil, false, fmt.Errorf("commit %s signature: %w", c, err)
+		}
+	}
+	return data, detached, hasDetached, nil
+}
+
+func checkBinding(data []byte, ref string) error {
+	cm, err := object.UnmarshalCommit(data)
+	if err != nil {
+		return err
+	}
+	v, ok := cm.Metadata.Get("ostree.ref-binding")
+	if !ok {
+		return nil
+	}
+	list, _ := v.Value.([]gvariant.Value)
+	for _, e := range list {
+		if s, _ := e.(string); s == ref {
+			return nil
+		}
+	}
+	return fmt.Errorf("commit is bound to refs %s, not %s", gvariant.Format(v.Value, v.Type), ref)
+}
+
+// pullCommit brings one ref's commit (and parents, by depth) in.
+func (p *puller) pullCommit(ctx context.Context, ref string, c object.Checksum, sum *summary.Summary, deltas []summary.Delta) error {
+	var sizeHint uint64
+	if sum != nil {
+		if e, ok := sum.Lookup(ref); ok && e.Commit == c {
+			sizeHint = e.CommitSize
+		}
+	}
+	depth := p.opts.Depth
+	first := true
+	for {
+		p.stage.Store("commit")
+		data, detached, hasDetached, err := p.fetchCommit(ctx, c, sizeHint)
+		if !first && errors.Is(err, errNotFound) {
+			return nil // history is often shallow on servers
+		}
+		if err != nil {
+			return err
+		}
+		if first {
+			if err := checkBinding(data, ref); err != nil {
+				return fmt.Errorf("commit %s: %w", c, err)
+			}
+		}
+		if err := p.storeCommit(c, data, detached, hasDetached); err != nil {
+			return err
+		}
+		if !p.opts.CommitMetadataOnly {
+			var restore func(tx *repo.Transaction) error
+			if hasDetached {
+				restore = func(tx *repo.Transaction) error { return tx.WriteCommitMeta(c, detached) }
+			}
+			if err := p.pullTree(ctx, ref, c, first, deltas, restore); err != nil {
+				return err
+			}
+		}
+		cm, err := object.UnmarshalCommit(data)
+		if err != nil {
+			return err
+		}
+		if depth == 0 || !cm.HasParent() {
+			return nil
+		}
+		if depth > 0 {
+			depth--
+		}
+		c, sizeHint, first = cm.Parent, 0, false
+	}
+}
+
+// storeCommit marks the commit partial (unless complete already) and
+// makes it and its detached metadata visible.
+func (p *puller) storeCommit(c object.Checksum, data []byte, detached object.Metadata, hasDetached bool) error {
+	present, err := p.r.HasObject(c, object.TypeCommit)
+	if err != nil {
+		return err
+	}
+	if !present || p.opts.CommitMetadataOnly {
+		if !present {
+			if err := p.r.MarkPartial(c); err != nil {
+				return fmt.Errorf("commit %s: %w", c, err)
+			}
+		}
+	}
+	tx, err := p.r.Begin()
+	if err != nil {
+		return err
+	}
+	if _, err := tx.WriteMeta(object.TypeCommit, data, &c); err != nil {
+		tx.Abort()
+		return err
+	}
+	if hasDetached {
+		if err := tx.WriteCommitMeta(c, detached); err != nil {
+			tx.Abort()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// localCandidates lists complete local commits to start a delta from: the
+// ref's current commits first.
+func (p *puller) localCandidates(ref string) []object.Checksum {
+	var out []object.Checksum
+	seen := map[object.Checksum]bool{}
+	add := func(c object.Checksum) {
+		if c.IsZero() || seen[c] {
+			return
+		}
+		if ok, _ := p.r.HasObject(c, object.TypeCommit); ok && !p.r.IsPartial(c) {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	if p.src.Name != "" {
+		if c, err := p.r.ReadRef(p.src.Name, ref); err == nil {
+			add(c)
+		}
+	}
+	if c, err := p.r.ReadRef("", ref); err == nil {
+		add(c)
+	}
+	return out
+}
+
+// pullTree makes sure every object of commit c is present: a delta
+// first when possible, then the object walk.
+func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, head bool, deltas []summary.Delta, restoreMeta func(*repo.Transaction) error) error {
+	if ok, _ := p.r.HasObject(c, object.TypeCommit); ok && !p.r.IsPartial(c) {
+		return nil
+	}
+	if head && p.opts.Delta != nil && !p.opts.DisableDeltas {
+		var mine []summary.Delta
+		for _, d := range deltas {
+			if d.To == c {
+				mine = append(mine, d)
+			}
+		}
+		if err := p.tryDelta(ctx, ref, c, mine, restoreMeta); err != nil {
+			p.res.DeltaFailures = append(p.res.DeltaFailures, err)
+			p.logf("static delta for %s failed, fetching objects instead: %v", c, err)
+		}
+	}
+	p.stage.Store("objects")
+	if err := p.walk(ctx, c); err != nil {
+		return err
+	}
+	return p.r.ClearPartial(c)
+}
+
+func (p *puller) tryDelta(ctx context.Context, ref string, to object.Checksum, deltas []summary.Delta, restoreMeta func(*repo.Transaction) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := p.r.Begin()
+	if err != nil {
+		return err
+	}
+	p.stage.Store("delta")
+	req := &DeltaRequest{
+		Repo: p.r, Tx: tx, To: to, Deltas: deltas,
+		FromCandidates: p.localCandidates(ref),
+		Fetch: func(ctx context.Context, rel string, max int64) ([]byte, error) {
+			return p.fetchBytes(ctx, p.contentURL(rel), max)
+		},
+		FetchStream: func(ctx context.Context, rel string) (io.ReadCloser, error) {
+			return p.openStream(ctx, p.contentURL(rel))
+		},
+		FetchObject: func(ctx context.Context, c object.Checksum) error {
+			return p.fetchContent(ctx, tx, c)
+		},
+		VerifyCommit: func(commit []byte) error {
+			if got := object.SumMeta(commit); got != to {
+				return fmt.Errorf("delta carries commit %s, want %s", got, to)
+			}
+			return nil
+		},
+		Progress: func(done, total int64) { p.bytesTot.Store(total) },
+	}
+	applied, err := p.opts.Delta(ctx, req)
+	if err == nil && applied && restoreMeta != nil {
+		// The delta carries detached metadata of its own; keep the
+		// verified copy fetched with the commit.
+		err = restoreMeta(tx)
+	}
+	if err != nil || !applied {
+		tx.Abort()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	p.res.DeltasUsed++
+	return nil
+}
+
+// openStream GETs url and returns the body (retrying only until the
+// response starts).
+func (p *puller) openStream(ctx context.Context, url string) (io.ReadCloser, error) {
+	return p.f.open(ctx, url)
+}
