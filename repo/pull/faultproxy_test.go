@@ -128,3 +128,23 @@ func hijackClose(w http.ResponseWriter) {
 		conn.Close()
 	}
 }
+
+// redirectLoop redirects every request to itself.
+type redirectLoop struct{}
+
+func (redirectLoop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, r.URL.Path+"x", http.StatusFound)
+}
+
+// stallAll sends headers and then nothing, until the client gives up.
+type stallAll struct{ p *faultProxy }
+
+func (s stallAll) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "100")
+	w.WriteHeader(200)
+	w.(http.Flusher).Flush()
+	select {
+	case <-r.Context().Done():
+	case <-time.After(30 * time.Second):
+	}
+}
