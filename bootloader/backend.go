@@ -71,9 +71,9 @@ func Detect(bootDir string) Backend {
 // BLS writes nothing beyond the entries.
 type BLS struct{}
 
-func (BLS) Name() string                               { return "bls" }
+func (BLS) Name() string                                { return "bls" }
 func (BLS) Configs([]*Entry) (map[string][]byte, error) { return nil, nil }
-func (BLS) Link(string) error                          { return nil }
+func (BLS) Link(string) error                           { return nil }
 
 // bootPath prefixes an entry path (relative to the boot partition) with
 // /boot; /boot/boot -> . makes that path valid whether /boot is its own

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/osupdate/os-update/bootloader"
+	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo/object"
 )
 
@@ -255,4 +256,24 @@ func names(s *Sysroot) []string {
 		out = append(out, d.Name()+" "+d.Version)
 	}
 	return out
+}
+
+func TestDeployWritesDetectedBootloader(t *testing.T) {
+	tool := testutil.RequireTool(t, "grub-script-check")
+	dir := t.TempDir()
+	s := newSysroot(t, dir)
+	os.MkdirAll(filepath.Join(dir, "boot/grub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "boot/grub/grub.cfg"), []byte("# installer's\n"), 0o644)
+	commitTree(t, s.Repo(), "os", treeSpec{version: "1"})
+	deploy(t, s, "os")
+	commitTree(t, s.Repo(), "os", treeSpec{version: "2"})
+	deploy(t, s, "os")
+	if l, _ := os.Readlink(filepath.Join(dir, "boot/grub/grub.cfg")); l != "../loader/grub.cfg" {
+		t.Fatalf("grub.cfg link %q", l)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "boot/grub/grub.cfg"))
+	if err != nil || strings.Count(string(cfg), "menuentry ") != 2 {
+		t.Fatalf("grub.cfg: %v\n%s", err, cfg)
+	}
+	testutil.Run(t, tool, filepath.Join(dir, "boot/grub/grub.cfg"))
 }
