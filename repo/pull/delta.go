@@ -64,6 +64,18 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 	if object.Checksum(delta.Digest(sb)) != d.Superblock {
 		return false, fmt.Errorf("delta %s: superblock does not match the digest the summary lists", d.Name())
 	}
+	if dec, err := delta.DecodeSuperblock(sb); err == nil && req.Expect != nil {
+		var n uint64
+		for i, ph := range dec.Parts {
+			if _, inline := dec.Inline[i]; !inline {
+				n += ph.Size
+			}
+		}
+		for _, fb := range dec.Fallbacks {
+			n += fb.Size
+		}
+		req.Expect(int64(n))
+	}
 	_, err = delta.Apply(ctx, req.Tx, sb, delta.ApplyOptions{
 		FetchPart: func(ctx context.Context, index int) (io.ReadCloser, error) {
 			return req.FetchStream(ctx, delta.PartPath(d.From, d.To, index))
@@ -76,7 +88,7 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 		},
 		Progress: func(done, total int) {
 			if req.Progress != nil {
-				req.Progress(int64(done), int64(total))
+				req.Progress(done, total)
 			}
 		},
 	})

@@ -79,7 +79,9 @@ type Progress struct {
 	ObjectsDone  int
 	ObjectsTotal int // objects discovered so far (grows during the walk)
 	BytesDone    int64
-	BytesTotal   int64   // known for deltas only; 0 when unknown
+	BytesTotal   int64 // bytes expected, known for deltas only; 0 when unknown
+	PartsDone    int   // static delta parts applied
+	PartsTotal   int
 	Rate         float64 // bytes per second since the start
 	Elapsed      time.Duration
 }
@@ -109,7 +111,10 @@ type DeltaRequest struct {
 	// VerifyCommit checks the delta's embedded commit against the
 	// verified one.
 	VerifyCommit func(commit []byte) error
-	Progress     func(done, total int64)
+	// Progress reports parts applied; Expect reports the bytes the delta
+	// will transfer (already-fetched bytes count in Progress.BytesDone).
+	Progress func(partsDone, partsTotal int)
+	Expect   func(bytes int64)
 }
 
 // Options controls a pull.
@@ -166,11 +171,13 @@ type puller struct {
 	f    *fetcher
 	res  *Result
 
-	objDone  atomic.Int64
-	objTotal atomic.Int64
-	bytesTot atomic.Int64
-	stage    atomic.Value
-	start    time.Time
+	objDone    atomic.Int64
+	objTotal   atomic.Int64
+	bytesTot   atomic.Int64
+	partsDone  atomic.Int64
+	partsTotal atomic.Int64
+	stage      atomic.Value
+	start      time.Time
 
 	txMu  sync.RWMutex
 	tx    *repo.Transaction
@@ -264,6 +271,8 @@ func (p *puller) snapshot() Progress {
 		ObjectsTotal: int(p.objTotal.Load()),
 		BytesDone:    b,
 		BytesTotal:   p.bytesTot.Load(),
+		PartsDone:    int(p.partsDone.Load()),
+		PartsTotal:   int(p.partsTotal.Load()),
 		Elapsed:      el,
 	}
 	if s := el.Seconds(); s > 0 {
@@ -700,7 +709,8 @@ func (p *puller) tryDelta(ctx context.Context, ref string, to object.Checksum, d
 			}
 			return nil
 		},
-		Progress: func(done, total int64) { p.bytesTot.Store(total) },
+		Progress: func(done, total int) { p.partsDone.Store(int64(done)); p.partsTotal.Store(int64(total)) },
+		Expect:   func(n int64) { p.bytesTot.Store(p.f.bytes.Load() + n) },
 	}
 	applied, err := p.opts.Delta(ctx, req)
 	if err == nil && applied && restoreMeta != nil {
