@@ -406,5 +406,33 @@ func runFinalize(ctx context.Context, e *env, args []string) error {
 }
 
 func runPrepareRoot(ctx context.Context, e *env, args []string) error {
-	return fmt.Errorf("prepare-root: not implemented yet")
+	f := newFlags(e, "prepare-root", "[--cmdline STR | --cmdline-file FILE] SYSROOT [-- INIT [ARGS...]]")
+	cmdline := f.String("cmdline", "", "kernel command line to read ostree= from (default: --cmdline-file)")
+	cmdlineFile := f.String("cmdline-file", "/proc/cmdline", "file holding the kernel command line")
+	runDir := f.String("run-dir", "/run", "directory for the ostree-booted stamp")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return usagef("prepare-root: expected SYSROOT (the mounted physical root, e.g. /sysroot)")
+	}
+	line := *cmdline
+	if line == "" {
+		b, err := os.ReadFile(*cmdlineFile)
+		if err != nil {
+			return fmt.Errorf("prepare-root: %w", err)
+		}
+		line = string(b)
+	}
+	deploy, err := sysroot.PrepareRoot(sysroot.PrepareRootOptions{Sysroot: pos[0], Cmdline: line, RunDir: *runDir})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "prepare-root: %s is now mounted at %s\n", deploy, pos[0])
+	if len(pos) > 1 {
+		// Acting as switch_root: only returns on failure.
+		return sysroot.SwitchRoot(pos[0], pos[1:])
+	}
+	return nil
 }

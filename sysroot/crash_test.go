@@ -24,8 +24,13 @@ import (
 // operation on it.
 
 func TestMain(m *testing.M) {
-	if os.Getenv("OSU_CRASH_CHILD") == "1" {
+	switch {
+	case os.Getenv("OSU_CRASH_CHILD") == "1":
 		os.Exit(crashChild())
+	case os.Getenv("OSU_PR_CHILD") == "1":
+		os.Exit(prepareRootChild())
+	case os.Getenv("OSU_PROBE") == "1":
+		os.Exit(probe())
 	}
 	os.Exit(m.Run())
 }
