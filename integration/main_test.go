@@ -12,8 +12,8 @@ import (
 	"testing"
 )
 
-// osUpdate is the path of the os-update binary built for this test run.
-var osUpdate string
+// osUpdate and osUpdated are the binaries built for this test run.
+var osUpdate, osUpdated string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "os-update-bin-")
@@ -21,12 +21,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // tests run the client as an unprivileged user too
 	osUpdate = filepath.Join(dir, "os-update")
-	build := exec.Command("go", "build", "-o", osUpdate, "github.com/osupdate/os-update/cmd/os-update")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building os-update:", err)
-		os.Exit(1)
+	osUpdated = filepath.Join(dir, "os-updated")
+	for bin, pkg := range map[string]string{osUpdate: "./cmd/os-update", osUpdated: "./cmd/os-updated"} {
+		build := exec.Command("go", "build", "-o", bin, "github.com/osupdate/os-update/"+pkg[2:])
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

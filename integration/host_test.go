@@ -1,0 +1,486 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/internal/testutil"
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/gvariant"
+	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/pull"
+	"github.com/osupdate/os-update/repo/remote"
+	"github.com/osupdate/os-update/repo/serve"
+	"github.com/osupdate/os-update/repo/sign"
+	"github.com/osupdate/os-update/repo/summary"
+)
+
+const (
+	testOS  = "testos"
+	testRef = "testos/x86_64/stable"
+)
+
+// host is a complete update setup on one machine: a signed archive
+// repository served over HTTP on loopback, a sysroot with one deployment of
+// it, a private dbus-daemon and os-updated serving that sysroot.
+type host struct {
+	t         *testing.T
+	dir       string
+	server    *repo.Repo
+	signer    *sign.GPGSigner
+	keyFile   string
+	url       string
+	served    *serve.Handler
+	slow      atomic.Int64 // per-request delay in ms (to make cancels land mid-download)
+	sysroot   string
+	bus       string
+	state     string
+	daemon    *exec.Cmd
+	daemonLog *strings.Builder
+}
+
+func newHost(t *testing.T) *host {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "dbus-daemon")
+	h := &host{t: t, dir: t.TempDir()}
+	// Finished deployments are immutable, as libostree makes them; let the
+	// temporary directory go.
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob(filepath.Join(h.dir, "sysroot/ostree/deploy/*/deploy/*"))
+		if len(dirs) > 0 {
+			exec.Command("chattr", append([]string{"-i"}, dirs...)...).Run()
+		}
+	})
+	var err error
+	h.server, err = repo.Init(filepath.Join(h.dir, "server"), repo.ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := openpgp.NewEntity("os-update test", "", "test@example.invalid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.signer, err = sign.NewGPGSigner(openpgp.EntityList{ent}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := h.signer.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.keyFile = filepath.Join(h.dir, "key.gpg")
+	os.WriteFile(h.keyFile, pub, 0o644)
+
+	h.served, err = serve.NewHandler(h.server.Path(), serve.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := h.slow.Load(); d > 0 && strings.HasPrefix(r.URL.Path, "/objects/") {
+			time.Sleep(time.Duration(d) * time.Millisecond)
+		}
+		h.served.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	h.url = "http://" + ln.Addr().String()
+
+	h.publish("1", nil)
+	h.sysroot = filepath.Join(h.dir, "sysroot")
+	osu(t, "admin", "init-fs", h.sysroot)
+	osu(t, "admin", "os-init", testOS, "--sysroot", h.sysroot)
+	sr, err := repo.Open(filepath.Join(h.sysroot, "ostree/repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr.Config().Set(`remote "origin"`, "url", h.url)
+	sr.Config().Set(`remote "origin"`, "gpg-verify", "true")
+	sr.Config().Set(`remote "origin"`, "gpg-verify-summary", "true")
+	sr.Config().Set(`remote "origin"`, "gpgkeypath", h.keyFile)
+	if err := sr.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	// Install the first deployment as an installer would: pull, deploy.
+	store := &remote.Store{Repo: sr}
+	rm, err := store.Get("origin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := pull.FromRemote(store, rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pull.Pull(context.Background(), sr, src, pull.Options{Refs: []string{testRef}}); err != nil {
+		t.Fatal(err)
+	}
+	sr.Close()
+	osu(t, "admin", "deploy", "--sysroot", h.sysroot, "--os", testOS, "origin:"+testRef)
+	h.startDaemon()
+	return h
+}
+
+// publish commits version v of the test OS on the server (with extra
+// files), signs it and updates the signed summary.
+func (h *host) publish(version string, extra map[string]string) object.Checksum {
+	return h.publishOn(testRef, version, extra)
+}
+
+func (h *host) publishOn(ref, version string, extra map[string]string) object.Checksum {
+	t := h.t
+	tree := filepath.Join(h.dir, "tree-"+version)
+	files := map[string]string{
+		"usr/lib/modules/6.1.0/vmlinuz":       "kernel " + version,
+		"usr/lib/modules/6.1.0/initramfs.img": "initramfs " + version,
+		"usr/lib/os-release":                  "ID=testos\nNAME=\"Test OS\"\nVERSION_ID=" + version + "\n",
+		"usr/etc/hostname":                    "testhost\n",
+		"usr/bin/tool":                        "tool version " + version + "\n",
+	}
+	for i := 0; i < 200; i++ {
+		files[fmt.Sprintf("usr/share/data/f%03d", i)] = strings.Repeat(fmt.Sprintf("data %d of %s\n", i, version), 50)
+	}
+	for k, v := range extra {
+		files[k] = v
+	}
+	for p, content := range files {
+		full := filepath.Join(tree, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md := object.Metadata{}
+	md.Set("version", gvariant.NewVariant("s", version))
+	c, err := h.server.CommitDir(context.Background(), tree, repo.CommitOptions{Branch: ref, Subject: "Test OS " + version, Metadata: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sign.SignCommit(h.server, c, h.signer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := summary.Update(h.server, summary.Options{Signers: []sign.Signer{h.signer}}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (h *host) startDaemon() {
+	t := h.t
+	if h.bus == "" {
+		h.bus = testutil.StartBus(t)
+		h.state = filepath.Join(h.dir, "state.db")
+	}
+	h.daemonLog = &strings.Builder{}
+	cmd := exec.Command(osUpdated, "--bus-address", h.bus, "--sysroot", h.sysroot, "--state", h.state,
+		"--idle-exit", "0", "--reboot-command", "touch "+filepath.Join(h.dir, "rebooted"))
+	cmd.Stderr = h.daemonLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.daemon = cmd
+	t.Cleanup(func() {
+		if h.daemon == cmd {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("os-updated log:\n%s", h.daemonLog.String())
+		}
+	})
+	// Wait for the bus name.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, _, err := h.client("status"); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("os-updated did not come up:\n%s", h.daemonLog.String())
+}
+
+func (h *host) killDaemon() {
+	h.daemon.Process.Kill()
+	h.daemon.Wait()
+	h.daemon = nil
+}
+
+func (h *host) client(args ...string) (string, string, error) {
+	return osuErr(append(args, "--bus-address", h.bus)...)
+}
+
+func (h *host) mustClient(args ...string) string {
+	h.t.Helper()
+	out, errOut, err := h.client(args...)
+	if err != nil {
+		h.t.Fatalf("os-update %s: %v\n%s%s\ndaemon:\n%s", strings.Join(args, " "), err, out, errOut, h.daemonLog.String())
+	}
+	return out
+}
+
+func (h *host) status() api.Status {
+	h.t.Helper()
+	var st api.Status
+	if err := json.Unmarshal([]byte(h.mustClient("status", "--json")), &st); err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
+}
+
+func TestHostUpgradeRollbackStatusHistory(t *testing.T) {
+	h := newHost(t)
+	v1, _ := h.server.ReadRef("", testRef)
+	st := h.status()
+	if len(st.Deployments) != 1 || st.Deployments[0].Checksum != v1.String() || st.Deployments[0].Origin != "origin:"+testRef {
+		t.Fatalf("initial status: %+v", st.Deployments)
+	}
+	// Nothing new: --check exits 77.
+	_, _, err := h.client("upgrade", "--check")
+	if exitCode(err) != 77 {
+		t.Fatalf("upgrade --check with no update: %v, want exit 77", err)
+	}
+	v2 := h.publish("2", map[string]string{"usr/bin/new-in-2": "new\n"})
+	if out, _, err := h.client("upgrade", "--check"); err != nil || !strings.Contains(out, v2.String()) {
+		t.Fatalf("upgrade --check: %v %s", err, out)
+	}
+	h.mustClient("upgrade", "--reboot")
+	// The daemon reboots after it reported the result.
+	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(h.dir, "rebooted")); return err == nil })
+	st = h.status()
+	if len(st.Deployments) != 2 || st.Deployments[0].Checksum != v2.String() || st.Deployments[0].Version != "2" ||
+		!st.Deployments[0].Default || st.Deployments[1].Checksum != v1.String() || !st.Deployments[1].Rollback {
+		t.Fatalf("after upgrade: %+v", st.Deployments)
+	}
+	// ostree itself agrees on the order.
+	if ostree, err := exec.LookPath("ostree"); err == nil {
+		out := testutil.Run(t, ostree, "admin", "status", "--sysroot="+h.sysroot)
+		if i, j := strings.Index(out, v2.String()), strings.Index(out, v1.String()); i < 0 || j < 0 || i > j {
+			t.Fatalf("ostree admin status:\n%s", out)
+		}
+	}
+	h.mustClient("rollback")
+	st = h.status()
+	if st.Deployments[0].Checksum != v1.String() || st.Deployments[1].Checksum != v2.String() {
+		t.Fatalf("after rollback: %+v", st.Deployments)
+	}
+	text := h.mustClient("status")
+	if !strings.Contains(text, v1.String()) || !strings.Contains(text, "Version: 2") {
+		t.Fatalf("status text:\n%s", text)
+	}
+	h.mustClient("kargs", "--append", "quiet", "--append", "console=ttyS0")
+	st = h.status()
+	if k := strings.Join(st.Deployments[0].Kargs, " "); !strings.Contains(k, "quiet") || !strings.Contains(k, "console=ttyS0") {
+		t.Fatalf("kargs %q", k)
+	}
+	h.mustClient("cleanup", "--rollback")
+	st = h.status()
+	if len(st.Deployments) != 1 || st.Deployments[0].Checksum != v1.String() {
+		t.Fatalf("after cleanup --rollback: %+v", st.Deployments)
+	}
+	// deploy by version: v2 is in the origin's history.
+	h.mustClient("deploy", "2")
+	if st = h.status(); st.Deployments[0].Checksum != v2.String() {
+		t.Fatalf("after deploy 2: %+v", st.Deployments)
+	}
+	// rebase to another branch of the same OS.
+	t3 := h.publishOn("testos/x86_64/testing", "3-testing", nil)
+	h.mustClient("rebase", "origin:testos/x86_64/testing")
+	if st = h.status(); st.Deployments[0].Checksum != t3.String() || st.Deployments[0].Origin != "origin:testos/x86_64/testing" {
+		t.Fatalf("after rebase: %+v", st.Deployments)
+	}
+	// rebase to an OS with another name is refused.
+	h.publishOn("otheros/x86_64/stable", "1", map[string]string{"usr/lib/os-release": "ID=otheros\n"})
+	if _, errOut, err := h.client("rebase", "origin:otheros/x86_64/stable"); err == nil || !strings.Contains(errOut, "different operating system") {
+		t.Fatalf("rebase to another OS: %v %s", err, errOut)
+	}
+	var hist []api.HistoryEntry
+	json.Unmarshal([]byte(h.mustClient("history", "--json")), &hist)
+	kinds := []string{}
+	for _, e := range hist {
+		kinds = append(kinds, e.Kind+":"+e.Result)
+	}
+	want := "rebase:failed rebase:success deploy:success cleanup:success kargs:success rollback:success upgrade:success upgrade:success upgrade:success"
+	if strings.Join(kinds, " ") != want {
+		t.Fatalf("history %v\nwant %s", kinds, want)
+	}
+}
+
+func TestHostRefusesBadRequests(t *testing.T) {
+	h := newHost(t)
+	before := h.status()
+	for _, args := range [][]string{
+		{"rebase", "nosuchremote:" + testRef},
+		{"rebase", "origin:testos/x86_64/missing"},
+		{"deploy", "99.9"},
+	} {
+		_, errOut, err := h.client(args...)
+		if err == nil || strings.TrimSpace(errOut) == "" || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("%v: err %v, stderr %q: want a one-line error", args, err, errOut)
+		}
+	}
+	// An unsigned update is refused.
+	c, err := h.server.CommitDir(context.Background(), filepath.Join(h.dir, "tree-1"), repo.CommitOptions{Branch: testRef, Subject: "unsigned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary.Update(h.server, summary.Options{Signers: []sign.Signer{h.signer}})
+	_, errOut, err := h.client("upgrade")
+	if err == nil || !strings.Contains(errOut, "signature") {
+		t.Fatalf("unsigned %s: err %v, stderr %s", c, err, errOut)
+	}
+	after := h.status()
+	if len(after.Deployments) != len(before.Deployments) || after.Deployments[0].Checksum != before.Deployments[0].Checksum {
+		t.Fatalf("a refused request changed the deployments: %+v", after.Deployments)
+	}
+}
+
+func TestUnprivilegedClientMayOnlyRead(t *testing.T) {
+	setpriv := testutil.RequireTool(t, "setpriv")
+	h := newHost(t)
+	asNobody := func(args ...string) (string, string, error) {
+		all := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", osUpdate}, append(args, "--bus-address", h.bus)...)
+		cmd := exec.Command(setpriv, all...)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		return out.String(), errOut.String(), err
+	}
+	// The binary must be reachable for nobody.
+	os.Chmod(filepath.Dir(osUpdate), 0o755)
+	if out, errOut, err := asNobody("status", "--json"); err != nil || !strings.Contains(out, "deployments") {
+		t.Fatalf("status as nobody: %v %s %s", err, out, errOut)
+	}
+	for _, args := range [][]string{{"upgrade"}, {"rollback"}, {"rebase", "origin:" + testRef}, {"kargs", "--append", "x=1"}, {"cleanup"}, {"deploy", "1"}} {
+		_, errOut, err := asNobody(args...)
+		if err == nil || !strings.Contains(errOut, "uid 65534 may not") {
+			t.Errorf("%v as nobody: err %v, stderr %q", args, err, errOut)
+		}
+	}
+}
+
+func TestConcurrentUpgradesOneRunsOtherBusy(t *testing.T) {
+	h := newHost(t)
+	h.publish("2", nil)
+	h.slow.Store(20)
+	first := exec.Command(osUpdate, "upgrade", "--bus-address", h.bus)
+	var firstOut strings.Builder
+	first.Stdout, first.Stderr = &firstOut, &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the first transaction runs, then try a second one.
+	waitFor(t, func() bool { return h.status().Transaction != "" })
+	_, errOut, err := h.client("upgrade")
+	if err == nil || !strings.Contains(errOut, "is running") {
+		t.Fatalf("second upgrade: err %v stderr %s", err, errOut)
+	}
+	h.slow.Store(0)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first upgrade: %v\n%s", err, firstOut.String())
+	}
+	if st := h.status(); len(st.Deployments) != 2 {
+		t.Fatalf("deployments %+v", st.Deployments)
+	}
+}
+
+func TestCancelDuringDownloadThenResume(t *testing.T) {
+	h := newHost(t)
+	h.publish("2", nil)
+	h.slow.Store(30)
+	up := exec.Command(osUpdate, "upgrade", "--bus-address", h.bus)
+	var out strings.Builder
+	up.Stdout, up.Stderr = &out, &out
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := h.served.Requests()
+	waitFor(t, func() bool { return h.served.Requests() > base+20 })
+	h.mustClient("cancel")
+	err := up.Wait()
+	if err == nil || !strings.Contains(out.String(), "cancelled") {
+		t.Fatalf("cancelled upgrade: %v\n%s", err, out.String())
+	}
+	if st := h.status(); len(st.Deployments) != 1 {
+		t.Fatalf("a cancelled upgrade deployed: %+v", st.Deployments)
+	}
+	h.slow.Store(0)
+	before := h.served.Requests()
+	h.mustClient("upgrade")
+	fetched := h.served.Requests() - before
+	if st := h.status(); len(st.Deployments) != 2 {
+		t.Fatalf("resumed upgrade: %+v", st.Deployments)
+	}
+	// v2 changed about 200 files: a restart from zero would fetch them all
+	// again on top of the metadata.
+	if fetched >= 215 {
+		t.Errorf("resumed upgrade fetched %d objects: it did not reuse the cancelled download", fetched)
+	}
+}
+
+func TestDaemonKilledMidTransactionRepairs(t *testing.T) {
+	h := newHost(t)
+	h.publish("2", nil)
+	h.slow.Store(30)
+	up := exec.Command(osUpdate, "upgrade", "--bus-address", h.bus)
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := h.served.Requests()
+	waitFor(t, func() bool { return h.served.Requests() > base+20 })
+	h.killDaemon()
+	if err := up.Wait(); err == nil {
+		t.Fatal("the client reported success although the daemon died")
+	}
+	h.slow.Store(0)
+	h.startDaemon()
+	var hist []api.HistoryEntry
+	json.Unmarshal([]byte(h.mustClient("history", "--json")), &hist)
+	if len(hist) == 0 || hist[0].Result != "interrupted" {
+		t.Fatalf("history after crash: %+v", hist)
+	}
+	h.mustClient("upgrade")
+	if st := h.status(); len(st.Deployments) != 2 || st.Deployments[0].Version != "2" {
+		t.Fatalf("upgrade after repair: %+v", st.Deployments)
+	}
+	out := osu(t, "repo", "fsck", "--repo", filepath.Join(h.sysroot, "ostree/repo"))
+	if !strings.Contains(out, "no errors found") {
+		t.Fatalf("fsck: %s", out)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("condition not reached within 20 s")
+}
