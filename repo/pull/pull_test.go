@@ -333,3 +333,33 @@ func TestPullFromOstree(t *testing.T) {
 	}
 	fsckClean(t, local3)
 }
+
+// TestMirror: with no refs, every ref of the summary lands in refs/heads
+// and the summary and its signature are copied.
+func TestMirror(t *testing.T) {
+	f := newFixture(t)
+	servetest.Commit(t, f.served, f.tree, "os/other", "other", []sign.Signer{f.signer}, []sign.Signer{f.signer})
+	local := newLocal(t, repo.ModeArchive)
+	src := f.source(t, f.srv.URL)
+	src.Name = ""
+	res, err := Pull(context.Background(), local, src, Options{Mirror: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refs) != 2 {
+		t.Fatalf("refs %v", res.Refs)
+	}
+	for ref, c := range res.Refs {
+		if got, err := local.ReadRef("", ref); err != nil || got != c {
+			t.Fatalf("refs/heads/%s: %s %v", ref, got, err)
+		}
+	}
+	for _, name := range []string{"summary", "summary.sig"} {
+		a, _ := os.ReadFile(filepath.Join(f.served.Path(), name))
+		b, err := os.ReadFile(filepath.Join(local.Path(), name))
+		if err != nil || string(a) != string(b) {
+			t.Fatalf("%s not mirrored: %v", name, err)
+		}
+	}
+	fsckClean(t, local)
+}

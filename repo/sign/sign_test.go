@@ -236,3 +236,24 @@ func FuzzReadKeys(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerify feeds arbitrary detached metadata to both verifiers.
+func FuzzVerify(f *testing.F) {
+	seed := bytes.Repeat([]byte{9}, 32)
+	priv := ed25519.NewKeyFromSeed(seed)
+	s, _ := NewEd25519Signer(priv)
+	var m object.Metadata
+	Append(&m, []byte("data"), s)
+	b, _ := object.MarshalMetadata(m)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := object.UnmarshalMetadata(data)
+		if err != nil {
+			return
+		}
+		ids, err := Verify([]byte("data"), m, &Ed25519Verifier{Trusted: []ed25519.PublicKey{s.Public()}}, &GPGVerifier{})
+		if err == nil {
+			t.Fatalf("verified without trusted OpenPGP keys: %v", ids)
+		}
+	})
+}
