@@ -122,11 +122,12 @@ func runDeploy(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if m := s.MergeDeployment(""); m == nil && len(names) == 1 {
-			*osname = names[0]
-		} else if s.Booted != nil {
+		switch {
+		case s.Booted != nil:
 			*osname = s.Booted.OS
-		} else {
+		case len(names) == 1:
+			*osname = names[0]
+		default:
 			return usagef("admin deploy: --os is required")
 		}
 	}
