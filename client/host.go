@@ -28,6 +28,7 @@ func hostCommands() map[string]command {
 		"history":   {"list past transactions", hostHistory},
 		"install":   {"layer packages on the base commit", hostInstall},
 		"uninstall": {"remove layered packages", hostUninstall},
+		"db":        {"compare the packages of two commits (db diff)", runGroup("db", map[string]command{"diff": {"show packages added, removed and changed between two commits", hostDbDiff}})},
 	}
 }
 
@@ -571,5 +572,54 @@ func hostCancel(ctx context.Context, e *env, args []string) error {
 		return dbusError(err)
 	}
 	e.printf("Cancelled %s\n", path)
+	return nil
+}
+
+func hostDbDiff(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "db diff", "[FROM TO] [--json]")
+	connect := busFlag(f)
+	asJSON := f.Bool("json", false, "print JSON (format: docs/daemon.md)")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	var from, to string
+	switch len(pos) {
+	case 0:
+	case 2:
+		from, to = pos[0], pos[1]
+	default:
+		return usagef("give no revision or both FROM and TO")
+	}
+	conn, err := connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var doc string
+	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".DbDiff", 0, from, to).Store(&doc); err != nil {
+		return dbusError(err)
+	}
+	if *asJSON {
+		e.printf("%s\n", doc)
+		return nil
+	}
+	var d api.PackageDiff
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		return err
+	}
+	e.printf("ostree diff commit from: %s\nostree diff commit to:   %s\n", d.From, d.To)
+	for _, c := range d.Upgraded {
+		e.printf("Upgraded:   %s -> %s\n", c.From, c.To)
+	}
+	for _, c := range d.Downgraded {
+		e.printf("Downgraded: %s -> %s\n", c.From, c.To)
+	}
+	for _, p := range d.Removed {
+		e.printf("Removed:    %s\n", p)
+	}
+	for _, p := range d.Added {
+		e.printf("Added:      %s\n", p)
+	}
 	return nil
 }

@@ -65,6 +65,9 @@ type Reporter interface {
 type Backend interface {
 	Status(ctx context.Context) (api.Status, error)
 	Run(ctx context.Context, req Request, rep Reporter) (Result, error)
+	// DbDiff compares the package lists of two commits (revisions of the
+	// sysroot's repository; "" picks the defaults documented for `db diff`).
+	DbDiff(ctx context.Context, from, to string) (*api.PackageDiff, error)
 	// Repair removes what a crash left behind (temporary files, partial
 	// deployments); the daemon calls it at start, before serving.
 	Repair(ctx context.Context) error

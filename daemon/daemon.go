@@ -59,6 +59,7 @@ const sysrootIntrospection = `
 <interface name="` + api.SysrootIface + `">
   <method name="GetStatus"><arg name="json" type="s" direction="out"/></method>
   <method name="History"><arg name="limit" type="u" direction="in"/><arg name="json" type="s" direction="out"/></method>
+  <method name="DbDiff"><arg name="from" type="s" direction="in"/><arg name="to" type="s" direction="in"/><arg name="json" type="s" direction="out"/></method>
   <method name="Upgrade"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Rollback"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Rebase"><arg name="refspec" type="s" direction="in"/><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
@@ -260,6 +261,18 @@ func (d *Daemon) History(limit uint32) (string, *dbus.Error) {
 		h = []api.HistoryEntry{}
 	}
 	b, _ := json.Marshal(h)
+	return string(b), nil
+}
+
+// DbDiff returns the package differences of two commits as JSON
+// (api.PackageDiff).
+func (d *Daemon) DbDiff(from, to string) (string, *dbus.Error) {
+	d.touch()
+	diff, err := d.backend.DbDiff(context.Background(), from, to)
+	if err != nil {
+		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
+	}
+	b, _ := json.Marshal(diff)
 	return string(b), nil
 }
 

@@ -54,6 +54,10 @@ func (b *stepBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 	return Result{From: "abc", To: "def", Deployed: true}, nil
 }
 
+func (b *stepBackend) DbDiff(ctx context.Context, from, to string) (*api.PackageDiff, error) {
+	return nil, errors.New("no package lists here")
+}
+
 func (b *stepBackend) Repair(ctx context.Context) error {
 	b.mu.Lock()
 	b.repairs++

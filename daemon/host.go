@@ -291,6 +291,16 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	}
 	if metadataOnly {
 		rep.Message(fmt.Sprintf("Update available: %s %s", newCm.Version(), c))
+		if req.Preview {
+			diff, err := diffPackages(s.Repo(), cur.Commit, c)
+			if err != nil {
+				rep.Message(fmt.Sprintf("No package changes to show: %v", err))
+			} else {
+				for _, line := range formatDiff(diff) {
+					rep.Message(line)
+				}
+			}
+		}
 		return res, nil
 	}
 	if rebaseTo != "" {
@@ -471,4 +481,74 @@ func (b *HostBackend) fetchCommit(ctx context.Context, s *sysroot.Sysroot, remot
 		return fmt.Errorf("commit %s is not in the repository", c)
 	}
 	return fmt.Errorf("commit %s is not downloaded, and pulling a commit other than the ref's head is not supported yet", c)
+}
+
+// DbDiff compares two revisions; by default the current deployment with the
+// pending one if there is one, else with the rollback deployment.
+func (b *HostBackend) DbDiff(ctx context.Context, from, to string) (*api.PackageDiff, error) {
+	s, err := b.open()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	resolve := func(rev string) (object.Checksum, error) {
+		c, err := s.Repo().ResolveRev(rev)
+		if err != nil {
+			return c, fmt.Errorf("db diff: %w", err)
+		}
+		return c, nil
+	}
+	var fromC, toC object.Checksum
+	if from != "" {
+		if fromC, err = resolve(from); err != nil {
+			return nil, err
+		}
+	} else {
+		cur, err := current(s)
+		if err != nil {
+			return nil, err
+		}
+		fromC = cur.Commit
+	}
+	if to != "" {
+		if toC, err = resolve(to); err != nil {
+			return nil, err
+		}
+	} else {
+		st, err := b.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range st.Deployments {
+			if d.Checksum != fromC.String() && (d.Default || d.Rollback) {
+				toC, _ = object.ParseChecksum(d.Checksum)
+				break
+			}
+		}
+		if toC.IsZero() {
+			return nil, errors.New("db diff: there is only one deployment: give FROM and TO")
+		}
+	}
+	return diffPackages(s.Repo(), fromC, toC)
+}
+
+// formatDiff renders a package diff as lines for people.
+func formatDiff(d *api.PackageDiff) []string {
+	var out []string
+	for _, c := range d.Upgraded {
+		out = append(out, fmt.Sprintf("  upgraded   %s -> %s", c.From, c.To))
+	}
+	for _, c := range d.Downgraded {
+		out = append(out, fmt.Sprintf("  downgraded %s -> %s", c.From, c.To))
+	}
+	for _, p := range d.Removed {
+		out = append(out, "  removed    "+p)
+	}
+	for _, p := range d.Added {
+		out = append(out, "  added      "+p)
+	}
+	if len(out) == 0 {
+		out = append(out, "  (no package changes)")
+	}
+	return out
 }

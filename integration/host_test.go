@@ -143,6 +143,12 @@ func (h *host) publish(version string, extra map[string]string) object.Checksum 
 }
 
 func (h *host) publishOn(ref, version string, extra map[string]string) object.Checksum {
+	return h.publishFull(ref, version, extra, nil)
+}
+
+// publishFull also records a compose-style package list (name, epoch,
+// version, release, arch).
+func (h *host) publishFull(ref, version string, extra map[string]string, pkgs [][5]string) object.Checksum {
 	t := h.t
 	tree := filepath.Join(h.dir, "tree-"+version)
 	files := map[string]string{
@@ -167,6 +173,13 @@ func (h *host) publishOn(ref, version string, extra map[string]string) object.Ch
 	}
 	md := object.Metadata{}
 	md.Set("version", gvariant.NewVariant("s", version))
+	if pkgs != nil {
+		list := []gvariant.Value{}
+		for _, p := range pkgs {
+			list = append(list, []gvariant.Value{p[0], p[1], p[2], p[3], p[4]})
+		}
+		md.Set("rpmostree.rpmdb.pkglist", gvariant.NewVariant("a(sssss)", list))
+	}
 	c, err := h.server.CommitDir(context.Background(), tree, repo.CommitOptions{Branch: ref, Subject: "Test OS " + version, Metadata: md})
 	if err != nil {
 		t.Fatal(err)
@@ -483,4 +496,60 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("condition not reached within 20 s")
+}
+
+func TestPreviewAndDbDiff(t *testing.T) {
+	h := newHost(t)
+	v1 := h.publishFull(testRef, "1.1", nil, [][5]string{{"bash", "", "5.1", "1", "x86_64"}, {"gone", "", "1", "1", "noarch"}, {"kernel", "1", "6.1", "2", "x86_64"}})
+	h.mustClient("upgrade")
+	v2 := h.publishFull(testRef, "1.2", nil, [][5]string{{"bash", "", "5.2", "1", "x86_64"}, {"kernel", "1", "6.1", "1", "x86_64"}, {"new", "", "0.1", "1", "noarch"}})
+	out, _, err := h.client("upgrade", "--preview")
+	if err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	for _, want := range []string{"upgraded   bash-5.1-1.x86_64 -> bash-5.2-1.x86_64", "downgraded kernel-1:6.1-2.x86_64 -> kernel-1:6.1-1.x86_64", "removed    gone-1-1.noarch", "added      new-0.1-1.noarch"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("preview lacks %q:\n%s", want, out)
+		}
+	}
+	if st := h.status(); st.Deployments[0].Checksum != v1.String() {
+		t.Fatal("preview deployed")
+	}
+	h.mustClient("upgrade")
+	var d api.PackageDiff
+	if err := json.Unmarshal([]byte(h.mustClient("db", "diff", v1.String(), v2.String(), "--json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Added) != 1 || d.Added[0] != "new-0.1-1.noarch" || len(d.Removed) != 1 || len(d.Upgraded) != 1 || d.Upgraded[0].Name != "bash" || len(d.Downgraded) != 1 {
+		t.Fatalf("db diff %+v", d)
+	}
+	text := h.mustClient("db", "diff")
+	if !strings.Contains(text, "bash") {
+		t.Fatalf("default db diff:\n%s", text)
+	}
+	if _, errOut, err := h.client("db", "diff", "nosuchrev", v2.String()); err == nil || !strings.Contains(errOut, "nosuchrev") {
+		t.Fatalf("bad revision: %v %s", err, errOut)
+	}
+}
+
+func TestClientKilledDaemonFinishes(t *testing.T) {
+	h := newHost(t)
+	v2 := h.publish("2", nil)
+	h.slow.Store(20)
+	up := exec.Command(osUpdate, "upgrade", "--bus-address", h.bus)
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	base := h.served.Requests()
+	waitFor(t, func() bool { return h.served.Requests() > base+10 })
+	up.Process.Kill()
+	up.Wait()
+	h.slow.Store(0)
+	waitFor(t, func() bool {
+		st := h.status()
+		return st.Transaction == "" && len(st.Deployments) == 2
+	})
+	if st := h.status(); st.Deployments[0].Checksum != v2.String() {
+		t.Fatalf("after the client died: %+v", st.Deployments)
+	}
 }

@@ -98,3 +98,21 @@ type HistoryEntry struct {
 	Result    string `json:"result"` // "success", "failed", "cancelled", "interrupted"
 	Error     string `json:"error,omitempty"`
 }
+
+// PackageDiff is what `os-update db diff --json` prints: the packages two
+// commits differ in, from the package lists their composes recorded.
+type PackageDiff struct {
+	From       string          `json:"from"`
+	To         string          `json:"to"`
+	Added      []string        `json:"added"` // name-[epoch:]version-release.arch
+	Removed    []string        `json:"removed"`
+	Upgraded   []PackageChange `json:"upgraded"`
+	Downgraded []PackageChange `json:"downgraded"`
+}
+
+// PackageChange is a package present in both commits at other versions.
+type PackageChange struct {
+	Name string `json:"name"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
