@@ -34,6 +34,12 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "os-updated: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if *bus == "" {
+		// Started by D-Bus activation on a bus other than the system bus.
+		if addr := os.Getenv("DBUS_STARTER_ADDRESS"); addr != "" && os.Getenv("DBUS_STARTER_BUS_TYPE") != "system" {
+			*bus = addr
+		}
+	}
 	if *statePath == "" {
 		*statePath = filepath.Join(*root, "var/lib/os-update/state.db")
 	}

@@ -553,3 +553,33 @@ func TestClientKilledDaemonFinishes(t *testing.T) {
 		t.Fatalf("after the client died: %+v", st.Deployments)
 	}
 }
+
+func TestIdleExitAndDBusActivation(t *testing.T) {
+	h := newHost(t)
+	// Replace the running daemon by one the bus starts on demand.
+	h.daemon.Process.Signal(syscall.SIGTERM)
+	h.daemon.Wait()
+	h.daemon = nil
+	svc := t.TempDir()
+	os.WriteFile(filepath.Join(svc, api.BusName+".service"), []byte(fmt.Sprintf(
+		"[D-BUS Service]\nName=%s\nExec=%s --sysroot %s --state %s --idle-exit 1s\n", api.BusName, osUpdated, h.sysroot, h.state)), 0o644)
+	h.bus = testutil.StartBusWithServices(t, svc)
+	st := h.status() // activates the daemon
+	if len(st.Deployments) != 1 {
+		t.Fatalf("status through activation: %+v", st)
+	}
+	hasOwner := func() bool {
+		out, _, _ := testutil.RunErr("dbus-send", "--bus="+h.bus, "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+			"org.freedesktop.DBus.NameHasOwner", "string:"+api.BusName)
+		return strings.Contains(out, "boolean true")
+	}
+	if !hasOwner() {
+		t.Fatal("activated daemon does not own its name")
+	}
+	waitFor(t, func() bool { return !hasOwner() }) // idle exit
+	h.publish("2", nil)
+	h.mustClient("upgrade") // activates it again
+	if st := h.status(); len(st.Deployments) != 2 {
+		t.Fatalf("after reactivation: %+v", st.Deployments)
+	}
+}

@@ -16,6 +16,13 @@ import (
 // address. It is stopped when the test ends.
 func StartBus(t testing.TB) string {
 	t.Helper()
+	return StartBusWithServices(t, "")
+}
+
+// StartBusWithServices is StartBus with a directory of D-Bus activation
+// files (NAME.service) the bus starts services from on demand.
+func StartBusWithServices(t testing.TB, serviceDir string) string {
+	t.Helper()
 	bin := RequireTool(t, "dbus-daemon")
 	dir, err := os.MkdirTemp("", "osu-bus-")
 	if err != nil {
@@ -30,6 +37,7 @@ func StartBus(t testing.TB) string {
   <type>session</type>
   <listen>unix:path=%s</listen>
   <auth>EXTERNAL</auth>
+%s
   <policy context="default">
     <allow user="*"/>
     <allow send_destination="*" eavesdrop="true"/>
@@ -37,7 +45,7 @@ func StartBus(t testing.TB) string {
     <allow own="*"/>
   </policy>
 </busconfig>
-`, sock)
+`, sock, servicedir(serviceDir))
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -78,4 +86,11 @@ func StartBus(t testing.TB) string {
 		t.Fatal("dbus-daemon did not start within 10 s")
 	}
 	return ""
+}
+
+func servicedir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return "<servicedir>" + dir + "</servicedir>"
 }
