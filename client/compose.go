@@ -1,6 +1,198 @@
 package client
 
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/osupdate/os-update/compose"
+	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/delta"
+	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/sign"
+	"github.com/osupdate/os-update/repo/summary"
+)
+
 // composeCommands are the top-level commands that build trees: compose.
 func composeCommands() map[string]command {
-	return map[string]command{}
+	return map[string]command{
+		"compose": {"build OS trees: from RPM packages (tree) or a directory (commit)", runGroup("compose", map[string]command{
+			"tree":   {"compose a treefile of RPM packages into a commit", composeTree},
+			"commit": {"commit a root filesystem directory with the OSTree conventions", composeCommit},
+		})},
+	}
+}
+
+// publishFlags are the after-commit steps shared by compose tree/commit.
+type publishFlags struct {
+	signer    *signerFlags
+	noSummary *bool
+	noDelta   *bool
+}
+
+func addPublishFlags(f *flagSet) *publishFlags {
+	return &publishFlags{
+		signer:    addSignerFlags(f),
+		noSummary: f.Bool("no-summary", false, "do not regenerate (and sign) the summary after the commit"),
+		noDelta:   f.Bool("no-delta", false, "do not generate a static delta from the previous commit of the ref"),
+	}
+}
+
+// hooks returns the signing and post-commit steps: sign the commit with
+// every key, then a static delta parent→commit, then the summary (signed
+// with the same keys), so that the summary lists the new delta.
+func (p *publishFlags) hooks(e *env) (func(*repo.Repo, object.Checksum) error, func(context.Context, *repo.Repo, string, object.Checksum, object.Checksum) error, error) {
+	signers, err := p.signer.signers()
+	if err != nil {
+		return nil, nil, err
+	}
+	var signFn func(*repo.Repo, object.Checksum) error
+	if len(signers) > 0 {
+		signFn = func(r *repo.Repo, c object.Checksum) error {
+			for _, s := range signers {
+				if err := sign.SignCommit(r, c, s); err != nil {
+					return fmt.Errorf("sign with %s: %w", s.KeyID(), err)
+				}
+				e.printf("Signed commit %s with %s\n", c, s.KeyID())
+			}
+			return nil
+		}
+	}
+	post := func(ctx context.Context, r *repo.Repo, ref string, parent, commit object.Checksum) error {
+		if !*p.noDelta && !parent.IsZero() {
+			if _, err := delta.Generate(ctx, r, parent, commit, delta.GenerateOptions{}); err != nil {
+				return fmt.Errorf("static delta %s-%s: %w", parent, commit, err)
+			}
+			e.printf("Generated static delta %s-%s\n", parent, commit)
+		}
+		if !*p.noSummary {
+			if _, err := summary.Update(r, summary.Options{Signers: signers}); err != nil {
+				return fmt.Errorf("update summary: %w", err)
+			}
+			e.printf("Updated summary%s\n", map[bool]string{true: " (signed)", false: ""}[len(signers) > 0])
+		}
+		return nil
+	}
+	return signFn, post, nil
+}
+
+// sourceDateEpoch reads --source-date-epoch or SOURCE_DATE_EPOCH.
+func sourceDateEpoch(flagVal string) (*int64, error) {
+	v := flagVal
+	if v == "" {
+		v = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, usagef("bad SOURCE_DATE_EPOCH %q", v)
+	}
+	return &n, nil
+}
+
+func composeTree(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "compose tree", "TREEFILE --repo DIR [--cache DIR] [--dry-run] [--lockfile F] [--write-lockfile F] [--json-report F] [--gpg-key F | --ed25519-key F ...]")
+	open := repoFlag(f)
+	cache := f.String("cache", "", "cache directory for repository metadata and packages (default: REPO/tmp/compose-cache)")
+	dry := f.Bool("dry-run", false, "solve and print the transaction; download and commit nothing")
+	lock := f.String("lockfile", "", "pin package versions from this lockfile (JSON)")
+	writeLock := f.String("write-lockfile", "", "write the solved package versions to this lockfile")
+	report := f.String("json-report", "", "write a JSON report of the compose to this file")
+	sde := f.String("source-date-epoch", "", "commit timestamp (default: $SOURCE_DATE_EPOCH, else the newest package build time)")
+	workers := f.Int("workers", 4, "parallel downloads and object writes")
+	pub := addPublishFlags(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("compose tree: expected one TREEFILE")
+	}
+	epoch, err := sourceDateEpoch(*sde)
+	if err != nil {
+		return err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	signFn, post, err := pub.hooks(e)
+	if err != nil {
+		return err
+	}
+	res, err := compose.Tree(ctx, compose.Options{
+		Treefile: pos[0], Repo: r, CacheDir: *cache, DryRun: *dry, Lockfile: *lock, WriteLockfile: *writeLock,
+		JSONReport: *report, SourceDateEpoch: epoch, Workers: *workers, Log: e.stdout,
+		Sign: signFn, PostCommit: post,
+	})
+	if err != nil {
+		return fmt.Errorf("compose %s: %w", filepath.Base(pos[0]), err)
+	}
+	if res.Changed {
+		t := res.Timings
+		e.printf("Commit: %s\nRef: %s\n", res.Commit, res.Ref)
+		if res.Version != "" {
+			e.printf("Version: %s\n", res.Version)
+		}
+		e.printf("Time: metadata %s, solve %s, download %s, unpack %s, scripts %s, postprocess %s, commit %s, total %s\n",
+			round(t.Metadata), round(t.Solve), round(t.Download), round(t.Unpack), round(t.Scripts), round(t.Postprocess), round(t.Commit), round(t.Total))
+	}
+	return nil
+}
+
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+func composeCommit(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "compose commit", "ROOTFS --repo DIR --branch REF [--subject S] [--version V]")
+	open := repoFlag(f)
+	branch := f.String("branch", "", "ref to commit to (required)")
+	subject := f.String("subject", "", "commit subject")
+	version := f.String("version", "", "commit version metadata")
+	sde := f.String("source-date-epoch", "", "commit timestamp (default: $SOURCE_DATE_EPOCH, else now)")
+	pub := addPublishFlags(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("compose commit: expected one ROOTFS directory")
+	}
+	if *branch == "" {
+		return usagef("--branch is required")
+	}
+	epoch, err := sourceDateEpoch(*sde)
+	if err != nil {
+		return err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	signFn, post, err := pub.hooks(e)
+	if err != nil {
+		return err
+	}
+	var ts time.Time
+	if epoch != nil {
+		ts = time.Unix(*epoch, 0)
+	}
+	commit, pp, err := compose.CommitRootfs(ctx, compose.RootfsOptions{
+		Rootfs: pos[0], Repo: r, Branch: *branch, Subject: *subject, Version: *version, Timestamp: ts,
+		Sign: signFn, PostCommit: post,
+	})
+	if err != nil {
+		return fmt.Errorf("compose commit %s: %w", pos[0], err)
+	}
+	for _, n := range pp.Notes {
+		e.printf("%s\n", n)
+	}
+	e.printf("%s\n", commit)
+	return nil
 }
