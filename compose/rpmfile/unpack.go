@@ -62,7 +62,8 @@ type UnpackOptions struct {
 // Ownership and modes come from the header; users and groups are resolved
 // with acct (unknown names become root, with a warning, as rpm does).
 // Ghost files are not created. Entries whose path contains ".." are
-// refused; symlinks in the tree are followed only within it.
+// refused; absolute names are taken relative to the tree, and symlinks in
+// the tree are followed only within it.
 func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts, opts UnpackOptions) ([]File, error) {
 	warn := opts.Warn
 	if warn == nil {
@@ -125,9 +126,9 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 		if err != nil {
 			return nil, fmt.Errorf("%s: payload: %w", p.NEVRA(), err)
 		}
-		if strings.HasPrefix(h.Name, "/") {
-			return nil, fmt.Errorf("%s: payload entry %q is an absolute path", p.NEVRA(), h.Name)
-		}
+		// Names are "./usr/..." from rpmbuild, "/usr/..." from some other
+		// writers; both mean a path inside the tree (rpm treats them
+		// alike). Only ".." could climb out, and Clean refuses it.
 		rel, err := treefs.Clean(h.Name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: payload entry: %w", p.NEVRA(), err)
