@@ -508,20 +508,30 @@ func (p *puller) fetchCommit(ctx context.Context, c object.Checksum, sizeHint ui
 	}
 	commitURL := p.contentURL("objects/" + object.LoosePath(c, object.TypeCommit, true))
 	var data []byte
-	err = p.f.get(ctx, commitURL, func(body io.Reader, length int64) error {
-		b, err := readAll(body, length, max)
-		if err != nil {
-			return err
+	err = nil
+	// A commit we have already is read locally (and re-checked); its
+	// detached metadata was fetched anyway, for new signatures.
+	if ok, _ := p.r.HasObject(c, object.TypeCommit); ok {
+		if b, err := p.r.ReadMeta(object.TypeCommit, c); err == nil && object.SumMeta(b) == c {
+			data = b
 		}
-		if got := object.SumMeta(b); got != c {
-			return fmt.Errorf("commit %s: content hashes to %s: checksum mismatch", c, got)
-		}
-		if _, err := object.UnmarshalCommit(b); err != nil {
-			return fmt.Errorf("commit %s: %w", c, err)
-		}
-		data = b
-		return nil
-	})
+	}
+	if data == nil {
+		err = p.f.get(ctx, commitURL, func(body io.Reader, length int64) error {
+			b, err := readAll(body, length, max)
+			if err != nil {
+				return err
+			}
+			if got := object.SumMeta(b); got != c {
+				return fmt.Errorf("commit %s: content hashes to %s: checksum mismatch", c, got)
+			}
+			if _, err := object.UnmarshalCommit(b); err != nil {
+				return fmt.Errorf("commit %s: %w", c, err)
+			}
+			data = b
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -608,11 +618,11 @@ func (p *puller) storeCommit(c object.Checksum, data []byte, detached object.Met
 	if err != nil {
 		return err
 	}
-	if !present || p.opts.CommitMetadataOnly {
-		if !present {
-			if err := p.r.MarkPartial(c); err != nil {
-				return fmt.Errorf("commit %s: %w", c, err)
-			}
+	if !present {
+		// Marked before the commit becomes visible: a visible commit
+		// without its tree is always known to be partial.
+		if err := p.r.MarkPartial(c); err != nil {
+			return fmt.Errorf("commit %s: %w", c, err)
 		}
 	}
 	tx, err := p.r.Begin()

@@ -363,3 +363,29 @@ func TestMirror(t *testing.T) {
 	}
 	fsckClean(t, local)
 }
+
+// TestRepullUnsigned: without verification, an unsigned commit pulls; a
+// second pull of the same commit requests neither the commit nor content.
+func TestRepullUnsigned(t *testing.T) {
+	r := servetest.Init(t)
+	tree := filepath.Join(t.TempDir(), "tree")
+	testutil.MakeSampleTree(t, tree)
+	c := servetest.Commit(t, r, tree, "main", "s", nil, nil)
+	srv := servetest.Serve(t, r.Path())
+	local := newLocal(t, repo.ModeBare)
+	src := &Source{Name: "origin", URL: srv.URL}
+	for i := 0; i < 2; i++ {
+		srv.Log.Reset()
+		res, err := Pull(context.Background(), local, src, Options{Refs: []string{"main"}})
+		if err != nil || res.Refs["main"] != c {
+			t.Fatalf("pull %d: %+v %v", i, res, err)
+		}
+	}
+	for _, e := range srv.Log.Entries() {
+		if !strings.HasSuffix(e.Path, "summary") && !strings.HasSuffix(e.Path, "summary.sig") && !strings.HasSuffix(e.Path, ".commitmeta") {
+			t.Fatalf("second pull fetched %s", e.Path)
+		}
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, c, tree)
+}
