@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -129,4 +130,67 @@ func TestWeReadOstreeSysroot(t *testing.T) {
 	checkConsistent(t, s)
 	checkNoLeftovers(t, s)
 	testutil.Run(t, "ostree", "fsck", "--repo", repoDir)
+}
+
+// TestEntriesMatchOstree deploys the same trees with ostree and with
+// os-update and compares the boot entries byte for byte.
+func TestEntriesMatchOstree(t *testing.T) {
+	testutil.RequireTool(t, "ostree")
+	variants := map[string]treeSpec{
+		"plain": {version: "1.0"},
+		"devicetree-no-initramfs": {version: "2.0", kernels: []string{}, files: map[string]string{
+			"usr/lib/modules/5.4.0/vmlinuz": "KERNEL", "usr/lib/modules/5.4.0/devicetree": "DTB"}},
+		"dtb-dir-hmac": {version: "3.0", kernels: []string{}, files: map[string]string{
+			"usr/lib/modules/5.4.0/vmlinuz": "KERNEL", "usr/lib/modules/5.4.0/initramfs.img": "I",
+			"usr/lib/modules/5.4.0/dtb/b/x.dtb": "X", "usr/lib/modules/5.4.0/dtb/a.dtb": "A",
+			"usr/lib/modules/5.4.0/.vmlinuz.hmac": "H"}},
+		"version-in-name": {version: "1.0", files: map[string]string{"usr/lib/os-release": "PRETTY_NAME=\"Test OS 1.0\"\n"}},
+	}
+	for name, spec := range variants {
+		t.Run(name, func(t *testing.T) {
+			theirs, ours := t.TempDir(), t.TempDir()
+			clearImmutable(t, theirs)
+			testutil.Run(t, "ostree", "admin", "init-fs", theirs)
+			for _, osname := range []string{"testos", "other"} {
+				testutil.Run(t, "ostree", "admin", "os-init", osname, "--sysroot", theirs)
+			}
+			tree := t.TempDir()
+			writeTree(t, tree, spec)
+			testutil.Run(t, "ostree", "--repo="+theirs+"/ostree/repo", "commit", "-b", "os", "--add-metadata-string=version="+spec.version, tree)
+			testutil.Run(t, "ostree", "admin", "deploy", "--sysroot", theirs, "--os", "testos", "--karg=root=/dev/vda1", "os")
+			testutil.Run(t, "ostree", "admin", "deploy", "--sysroot", theirs, "--os", "other", "--karg=root=/dev/vda1", "os")
+
+			s := newSysroot(t, ours)
+			if err := s.InitOS("other"); err != nil {
+				t.Fatal(err)
+			}
+			commitTree(t, s.Repo(), "os", spec)
+			deploy(t, s, "os", func(o *DeployOptions) { o.Kargs = []string{"root=/dev/vda1"} })
+			deploy(t, s, "os", func(o *DeployOptions) { o.OS = "other"; o.Kargs = []string{"root=/dev/vda1"} })
+			for _, e := range []string{"ostree-1-testos.conf", "ostree-2-other.conf"} {
+				want, err := os.ReadFile(theirs + "/boot/loader/entries/" + e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := os.ReadFile(ours + "/boot/loader/entries/" + e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != string(want) {
+					t.Errorf("%s:\n%s\nostree wrote:\n%s", e, got, want)
+				}
+			}
+			wantFiles := testutil.Run(t, "find", theirs+"/boot/ostree", "-printf", "%P %y %s\n")
+			gotFiles := testutil.Run(t, "find", ours+"/boot/ostree", "-printf", "%P %y %s\n")
+			if sortLines(wantFiles) != sortLines(gotFiles) {
+				t.Errorf("boot/ostree:\n%s\nostree:\n%s", sortLines(gotFiles), sortLines(wantFiles))
+			}
+		})
+	}
+}
+
+func sortLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }

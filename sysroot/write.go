@@ -173,15 +173,16 @@ func (s *Sysroot) entryFor(d *Deployment, k *kernelLayout, bv, n int, showOS boo
 	e.Add("title", title)
 	e.Add("version", strconv.Itoa(n-d.Index))
 	e.Add("options", kargs.String())
-	switch k.Devicetree {
-	case "devicetree":
+	// Key order as libostree writes it: devicetree before linux, fdtdir last.
+	if k.Devicetree == "devicetree" {
 		e.Add("devicetree", bootDir+"/devicetree-"+k.KVer)
-	case "dtb":
-		e.Add("fdtdir", bootDir+"/dtb")
 	}
 	e.Add("linux", bootDir+"/vmlinuz-"+k.KVer)
 	if k.Initramfs != "" {
 		e.Add("initrd", bootDir+"/initramfs-"+k.KVer+".img")
+	}
+	if k.Devicetree == "dtb" {
+		e.Add("fdtdir", bootDir+"/dtb")
 	}
 	return e, nil
 }
