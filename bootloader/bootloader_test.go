@@ -1,7 +1,9 @@
 package bootloader
 
 import (
+	"encoding/binary"
 	"flag"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,4 +193,47 @@ func FuzzParseEntry(f *testing.F) {
 		}
 		_ = ParseKargs(e.Get("options")).String()
 	})
+}
+
+// TestUEnvAcceptedByMkenvimage feeds uEnv.txt to u-boot's mkenvimage and
+// reads the binary environment back (CRC32 + NUL-separated name=value).
+func TestUEnvAcceptedByMkenvimage(t *testing.T) {
+	tool := testutil.RequireTool(t, "mkenvimage")
+	files, err := UBoot{}.Configs(testEntries())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src, img := filepath.Join(dir, "uEnv.txt"), filepath.Join(dir, "env.bin")
+	os.WriteFile(src, files["uEnv.txt"], 0o644)
+	testutil.Run(t, tool, "-s", "16384", "-o", img, src)
+	bin, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crc := crc32.ChecksumIEEE(bin[4:]); crc != binary.LittleEndian.Uint32(bin) {
+		t.Fatalf("environment CRC %08x mismatch", crc)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(bin[4:]), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	want := map[string]string{
+		"kernel_image":   "/boot/ostree/testos-abcd/vmlinuz-6.1.0",
+		"ramdisk_image":  "/boot/ostree/testos-abcd/initramfs-6.1.0.img",
+		"fdt_file":       "/boot/ostree/testos-abcd/devicetree-6.1.0",
+		"bootargs":       "root=UUID=1234 rw quiet ostree=/ostree/boot.1/testos/abcd/0",
+		"kernel_image2":  "/boot/ostree/testos-abcd/vmlinuz-6.1.0",
+		"ramdisk_image2": "/boot/ostree/testos-abcd/initramfs-6.1.0.img",
+		"bootargs2":      "root=UUID=1234 rw quiet ostree=/ostree/boot.1/testos/abcd/1",
+	}
+	if len(env) != len(want) {
+		t.Fatalf("u-boot read %d variables: %q", len(env), env)
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
 }
