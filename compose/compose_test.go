@@ -17,6 +17,7 @@ import (
 	"github.com/osupdate/os-update/compose/internal/rpmfixture"
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/object"
 )
 
 // fixture holds the RPM repositories every test shares; they are built
@@ -368,6 +369,35 @@ func TestComposeEndToEnd(t *testing.T) {
 		t.Errorf("parent per ostree: %s", p)
 	}
 
+	// A failing signer leaves the ref where it was; a post-commit hook
+	// sees the parent and the new commit.
+	os.WriteFile(filepath.Join(tfDir, "motd"), []byte("third\n"), 0o644)
+	failing := opts
+	failing.Sign = func(*repo.Repo, object.Checksum) error { return fmt.Errorf("key unavailable") }
+	if _, err := Tree(context.Background(), failing); err == nil || !strings.Contains(err.Error(), "key unavailable") {
+		t.Errorf("failing signer: %v", err)
+	}
+	if c := strings.TrimSpace(ostree(t, "rev-parse", "--repo", repoDir, ref)); c != res3.Commit {
+		t.Errorf("ref moved despite the signing failure: %s", c)
+	}
+	var hookParent, hookCommit object.Checksum
+	hooked := opts
+	hooked.Sign = func(*repo.Repo, object.Checksum) error { return nil }
+	hooked.PostCommit = func(_ context.Context, _ *repo.Repo, gotRef string, parent, commit object.Checksum) error {
+		if gotRef != ref {
+			t.Errorf("hook ref %s", gotRef)
+		}
+		hookParent, hookCommit = parent, commit
+		return nil
+	}
+	res4, err := Tree(context.Background(), hooked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hookParent.String() != res3.Commit || hookCommit.String() != res4.Commit || res4.Version != "1.0.2" {
+		t.Errorf("hook saw %s -> %s; compose %+v", hookParent, hookCommit, res4)
+	}
+
 	// The lockfile pins lib at 1:2.0 even when the repo has 1:2.5.
 	lf, _ := os.ReadFile(lock)
 	if !strings.Contains(string(lf), `"evra": "1:2.0-1.noarch"`) {
@@ -424,6 +454,23 @@ func TestReproducible(t *testing.T) {
 	}
 	if commits[0] != commits[1] {
 		t.Fatalf("same inputs, different commits: %s vs %s", commits[0], commits[1])
+	}
+	// SOURCE_DATE_EPOCH sets the timestamp (and so changes the commit).
+	dir := t.TempDir()
+	tfPath := f.writeTreefile(t, filepath.Join(dir, "cfg"), "file://"+f.good, "", "shell")
+	r := newRepo(t, filepath.Join(dir, "repo"))
+	epoch := int64(1234567890)
+	res, err := Tree(context.Background(), Options{Treefile: tfPath, Repo: r, CacheDir: filepath.Join(dir, "cache"), SourceDateEpoch: &epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := object.ParseChecksum(res.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := r.LoadCommit(sum)
+	if err != nil || cm.Timestamp != uint64(epoch) || res.Timestamp != epoch {
+		t.Errorf("timestamp %d (%v), want %d", cm.Timestamp, err, epoch)
 	}
 }
 
