@@ -215,7 +215,12 @@ func TestUEnvAcceptedByMkenvimage(t *testing.T) {
 		t.Fatalf("environment CRC %08x mismatch", crc)
 	}
 	env := map[string]string{}
-	for _, kv := range strings.Split(strings.TrimRight(string(bin[4:]), "\x00"), "\x00") {
+	// Variables end at the first empty one; the rest is 0xff padding.
+	data, _, ok := strings.Cut(string(bin[4:]), "\x00\x00")
+	if !ok {
+		t.Fatal("environment is not terminated")
+	}
+	for _, kv := range strings.Split(data, "\x00") {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
