@@ -242,3 +242,20 @@ func TestUEnvAcceptedByMkenvimage(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseKargs(f *testing.F) {
+	f.Add(`root=/dev/sda1 quiet foo="a b" ostree=/ostree/boot.0/os/c/0`)
+	f.Fuzz(func(t *testing.T, s string) {
+		k := ParseKargs(s)
+		// Joining and splitting again is stable, and edits keep it so.
+		if k2 := ParseKargs(k.String()); !k2.Equal(k) {
+			t.Fatalf("round trip %q -> %q", k, k2)
+		}
+		for _, a := range k {
+			if a == "" {
+				t.Fatal("empty argument")
+			}
+			_ = k.Replace(a)
+		}
+	})
+}

@@ -37,6 +37,7 @@ func writeTree(t testing.TB, dir string, spec treeSpec) {
 	files := map[string]string{
 		"usr/lib/os-release": "NAME=\"Test OS\"\nID=testos\nPRETTY_NAME=\"Test OS\"\n",
 		"usr/bin/tool":       "tool " + spec.version + "\n",
+		"var/lib/fromcommit": "ignored: /var is the stateroot's\n",
 	}
 	for _, k := range kernels {
 		files["usr/lib/modules/"+k+"/vmlinuz"] = "KERNEL " + k

@@ -54,6 +54,11 @@ func TestDeployLayout(t *testing.T) {
 	}
 	checkConsistent(t, s)
 
+	// /var is the stateroot's, shared and never written by a deploy.
+	stateVar := filepath.Join(dir, "ostree/deploy/testos/var")
+	os.WriteFile(filepath.Join(stateVar, "lib/state"), []byte("keep"), 0o600)
+	varBefore := listFiles(t, stateVar)
+
 	// Second deploy inherits kargs; the first becomes the rollback.
 	c2 := commitTree(t, s.Repo(), "testos/stable", treeSpec{version: "2.0"})
 	deploy(t, s, "testos/stable")
@@ -62,6 +67,12 @@ func TestDeployLayout(t *testing.T) {
 	}
 	if got := s.Deployments[0].Kargs.String(); got != "root=/dev/vda1 quiet" {
 		t.Fatalf("inherited kargs %q", got)
+	}
+	if got := listFiles(t, stateVar); strings.Join(got, ",") != strings.Join(varBefore, ",") {
+		t.Fatalf("deploy changed the stateroot /var: %v, was %v", got, varBefore)
+	}
+	if b, _ := os.ReadFile(filepath.Join(stateVar, "lib/state")); string(b) != "keep" {
+		t.Fatal("deploy changed /var content")
 	}
 	// Third: the oldest goes away, its kernel dir stays (shared bootcsum).
 	c3 := commitTree(t, s.Repo(), "testos/stable", treeSpec{version: "3.0"})
