@@ -2,12 +2,16 @@ package solve
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/osupdate/os-update/compose/rpmmd"
 	"github.com/osupdate/os-update/compose/rpmver"
+	"github.com/osupdate/os-update/internal/testutil"
 )
 
 // pkg builds a package from "name-[e:]v-r.arch" and dependency specs
@@ -68,6 +72,8 @@ type puzzle struct {
 	want    []string // sorted NEVRAs, or nil when an error is expected
 	wantErr []string // substrings of the error
 	wantSeq []string // optional exact install order
+	// noRef says why the puzzle is not checked against libsolv.
+	noRef string
 }
 
 // The expected answers are what rpm/dnf semantics require (worked out by
@@ -104,28 +110,35 @@ var puzzles = []puzzle{
 			{"c-2-1.noarch"}, {"c-1-1.noarch"}, {"d-1-1.noarch", "C:c = 2"}},
 		request: []string{"a"}, want: []string{"a-1-1.noarch", "b-1-1.noarch", "c-1-1.noarch", "d-1-1.noarch"}},
 	{name: "request of an obsoleted name installs the replacement",
+		noRef:   "dnf-level rule: libsolv installs the named package itself",
 		pool:    [][]string{{"oldalpha-1-1.noarch"}, {"alpha-2-1.noarch", "O:oldalpha < 2", "P:oldalpha = 2"}},
 		request: []string{"oldalpha"}, want: []string{"alpha-2-1.noarch"}},
 	{name: "obsoletes keeps the old package out",
 		pool:    [][]string{{"old-1-1.noarch"}, {"new-1-1.noarch", "O:old"}, {"x-1-1.noarch", "R:old"}},
 		request: []string{"new", "x"}, wantErr: []string{"obsoletes old-1-1.noarch"}},
 	{name: "rich or falls through to second operand",
+		noRef:   "Debian's libsolv is built without rich dependency support",
 		pool:    [][]string{{"a-1-1.noarch", "R:(beta >= 1.0 or gamma)"}, {"beta-0.9-1.noarch"}, {"gamma-1-1.noarch"}},
 		request: []string{"a"}, want: []string{"a-1-1.noarch", "gamma-1-1.noarch"}},
 	{name: "rich if with condition present",
+		noRef:   "Debian's libsolv is built without rich dependency support",
 		pool:    [][]string{{"a-1-1.noarch", "R:(a-fr if lang-fr)"}, {"a-fr-1-1.noarch"}, {"lang-fr-1-1.noarch"}},
 		request: []string{"a", "lang-fr"}, want: []string{"a-1-1.noarch", "a-fr-1-1.noarch", "lang-fr-1-1.noarch"}},
 	{name: "rich if with condition absent",
+		noRef:   "Debian's libsolv is built without rich dependency support",
 		pool:    [][]string{{"a-1-1.noarch", "R:(a-fr if lang-fr)"}, {"a-fr-1-1.noarch"}, {"lang-fr-1-1.noarch"}},
 		request: []string{"a"}, want: []string{"a-1-1.noarch"}},
 	{name: "rich with needs one package",
+		noRef: "Debian's libsolv is built without rich dependency support",
 		pool: [][]string{{"a-1-1.noarch", "R:(lib with feat)"}, {"lib-a-1-1.noarch", "P:lib"}, {"lib-b-1-1.noarch", "P:lib", "P:feat"},
 			{"feat-only-1-1.noarch", "P:feat"}},
 		request: []string{"a"}, want: []string{"a-1-1.noarch", "lib-b-1-1.noarch"}},
 	{name: "rich unless else",
+		noRef:   "Debian's libsolv is built without rich dependency support",
 		pool:    [][]string{{"a-1-1.noarch", "R:(x unless y else z)"}, {"x-1-1.noarch"}, {"y-1-1.noarch"}, {"z-1-1.noarch"}},
 		request: []string{"a", "y"}, want: []string{"a-1-1.noarch", "y-1-1.noarch", "z-1-1.noarch"}},
 	{name: "rich and",
+		noRef:   "Debian's libsolv is built without rich dependency support",
 		pool:    [][]string{{"a-1-1.noarch", "R:((p >= 2 and q) or r)"}, {"p-1-1.noarch"}, {"q-1-1.noarch"}, {"r-1-1.noarch"}},
 		request: []string{"a"}, want: []string{"a-1-1.noarch", "r-1-1.noarch"}},
 	{name: "arch preference and foreign arch ignored",
@@ -136,14 +149,17 @@ var puzzles = []puzzle{
 		pool:    [][]string{{"a-1-1.noarch", "C:b"}, {"b-1-1.noarch"}},
 		request: []string{"a", "b"}, wantErr: []string{"a-1-1.noarch conflicts with b-1-1.noarch"}},
 	{name: "lock pins an older version",
+		noRef:   "locks are not a libsolv job here",
 		pool:    [][]string{{"a-1-1.noarch", "R:lib"}, {"lib-1.0-1.noarch"}, {"lib-2.0-1.noarch"}},
 		request: []string{"a"}, opts: Options{Locked: map[string]string{"lib": "1.0-1.noarch"}},
 		want: []string{"a-1-1.noarch", "lib-1.0-1.noarch"}},
 	{name: "lock that cannot be met",
+		noRef:   "locks are not a libsolv job here",
 		pool:    [][]string{{"lib-2.0-1.noarch"}},
 		request: []string{"lib"}, opts: Options{Locked: map[string]string{"lib": "1.0-1.noarch"}},
 		wantErr: []string{"locked package lib-1.0-1.noarch is not available"}},
 	{name: "excluded dependency names the needer",
+		noRef:   "excludes are not a libsolv job here",
 		pool:    [][]string{{"a-1-1.noarch", "R:b >= 1"}, {"b-1-1.noarch"}},
 		request: []string{"a"}, opts: Options{Exclude: []string{"b*"}},
 		wantErr: []string{"nothing provides b >= 1 needed by a-1-1.noarch"}},
@@ -159,10 +175,28 @@ var puzzles = []puzzle{
 		pool:    [][]string{{"a-1-1.noarch", "R:b"}, {"b-1-1.noarch", "PRE:c"}, {"c-1-1.noarch"}, {"aa-1-1.noarch"}},
 		request: []string{"a", "aa"}, want: []string{"a-1-1.noarch", "aa-1-1.noarch", "b-1-1.noarch", "c-1-1.noarch"},
 		wantSeq: []string{"c-1-1.noarch", "b-1-1.noarch", "a-1-1.noarch", "aa-1-1.noarch"}},
+	{name: "diamond with a shared pinned dependency",
+		pool: [][]string{{"a-1-1.noarch", "R:b", "R:c"}, {"b-1-1.noarch", "R:d = 1"}, {"c-1-1.noarch", "R:d >= 1"},
+			{"d-1-1.noarch"}, {"d-2-1.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "b-1-1.noarch", "c-1-1.noarch", "d-1-1.noarch"}},
+	{name: "conflict with a requested package forces an older library",
+		pool:    [][]string{{"a-1-1.noarch", "R:lib"}, {"lib-2-1.noarch", "C:foo"}, {"lib-1-1.noarch"}, {"foo-1-1.noarch"}},
+		request: []string{"foo", "a"}, want: []string{"a-1-1.noarch", "foo-1-1.noarch", "lib-1-1.noarch"}},
+	{name: "versioned provide satisfies a versioned require",
+		pool:    [][]string{{"a-1-1.noarch", "R:api >= 2.1"}, {"impl-old-1-1.noarch", "P:api = 2.0"}, {"impl-new-1-1.noarch", "P:api = 2.4"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "impl-new-1-1.noarch"}},
+	{name: "release compared when the requirement names one",
+		pool:    [][]string{{"a-1-1.noarch", "R:b >= 1.0-5"}, {"b-1.0-4.noarch"}, {"b-1.0-10.noarch"}},
+		request: []string{"a"}, want: []string{"a-1-1.noarch", "b-1.0-10.noarch"}},
+	{name: "two-level backtrack through a provider",
+		pool: [][]string{{"top-1-1.noarch", "R:svc", "R:cfg"}, {"svc-a-1-1.noarch", "P:svc", "R:base = 1"},
+			{"svc-b-1-1.noarch", "P:svc", "R:base = 2"}, {"base-1-1.noarch"}, {"base-2-1.noarch"}, {"cfg-1-1.noarch", "C:base < 2"}},
+		request: []string{"top"}, want: []string{"base-2-1.noarch", "cfg-1-1.noarch", "svc-b-1-1.noarch", "top-1-1.noarch"}},
 	{name: "versioned request",
 		pool:    [][]string{{"k-1-1.noarch"}, {"k-2-1.noarch"}},
 		request: []string{"k < 2"}, want: []string{"k-1-1.noarch"}},
 	{name: "rpmlib requirements are ignored",
+		noRef:   "rpmlib() provides come from rpm itself",
 		pool:    [][]string{{"k-1-1.noarch", "R:rpmlib(RichDependencies) <= 4.12.0-1"}},
 		request: []string{"k"}, want: []string{"k-1-1.noarch"}},
 }
@@ -267,4 +301,96 @@ func FuzzRich(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_, _ = parseDep(rpmmd.Dep{Name: "(" + s})
 	})
+}
+
+// TestAgainstLibsolv checks every puzzle against libsolv (the solver
+// behind dnf), through its testsolv tool: the same packages must be
+// installed, and a puzzle we reject must be a problem for libsolv too.
+func TestAgainstLibsolv(t *testing.T) {
+	testutil.RequireTool(t, "testsolv")
+	for _, pz := range puzzles {
+		if pz.noRef != "" {
+			continue
+		}
+		t.Run(pz.name, func(t *testing.T) {
+			var pool []*rpmmd.Package
+			var b strings.Builder
+			b.WriteString("repo system 0 testtags <inline>\nrepo available 0 testtags <inline>\n")
+			for _, spec := range pz.pool {
+				p := pkg(t, spec[0], spec[1:]...)
+				pool = append(pool, p)
+				v := p.EVR.Version
+				if p.EVR.Epoch != 0 {
+					v = fmt.Sprintf("%d:%s", p.EVR.Epoch, v)
+				}
+				fmt.Fprintf(&b, "#>=Pkg: %s %s %s %s\n", p.Name, v, p.EVR.Release, p.Arch)
+				for _, d := range p.Requires {
+					tag := "Req"
+					if d.Pre {
+						tag = "Prq"
+					}
+					fmt.Fprintf(&b, "#>=%s: %s\n", tag, d)
+				}
+				for _, x := range []struct {
+					tag  string
+					deps []rpmmd.Dep
+				}{{"Prv", p.Provides}, {"Con", p.Conflicts}, {"Obs", p.Obsoletes}, {"Rec", p.Recommends}} {
+					for _, d := range x.deps {
+						fmt.Fprintf(&b, "#>=%s: %s\n", x.tag, d)
+					}
+				}
+				for _, f := range p.Files {
+					fmt.Fprintf(&b, "#>=Prv: %s\n", f)
+				}
+			}
+			b.WriteString("system x86_64 rpm system\n")
+			if !pz.opts.Recommends {
+				b.WriteString("solverflags ignorerecommended\n")
+			}
+			for _, r := range pz.request {
+				kind := "provides"
+				for _, p := range pool {
+					if p.Name == r {
+						kind = "name"
+					}
+				}
+				fmt.Fprintf(&b, "job install %s %s\n", kind, r)
+			}
+			b.WriteString("result transaction,problems <inline>\n")
+			tc := filepath.Join(t.TempDir(), "case.t")
+			os.WriteFile(tc, []byte(b.String()), 0o644)
+			// testsolv exits 1 and prints the result when it differs from
+			// the (empty) expected one, which is how we read it.
+			out, _, _ := testutil.RunErr("testsolv", tc)
+			var ref []string
+			problem := false
+			for _, line := range strings.Split(out, "\n") {
+				if rest, ok := strings.CutPrefix(line, "+install "); ok {
+					ref = append(ref, strings.TrimSuffix(rest, "@available"))
+				}
+				if strings.HasPrefix(line, "+problem ") {
+					problem = true
+				}
+			}
+			sort.Strings(ref)
+			if !problem && len(ref) == 0 {
+				t.Fatalf("no result from testsolv:\n%s\ncase:\n%s", out, b.String())
+			}
+			res, err := Solve(context.Background(), pool, pz.request, pz.opts)
+			if problem {
+				if err == nil {
+					t.Errorf("libsolv finds a problem, we solved it: %v\n%s", names(res.Install), out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("libsolv installs %v, we fail: %v", ref, err)
+			}
+			got := names(res.Install)
+			sort.Strings(got)
+			if strings.Join(got, " ") != strings.Join(ref, " ") {
+				t.Errorf("we install %v, libsolv %v", got, ref)
+			}
+		})
+	}
 }
