@@ -82,19 +82,29 @@ func (r *Repo) Begin() (*Transaction, error) {
 	r.cleanStaleStaging()
 	var rnd [8]byte
 	rand.Read(rnd[:])
+	// The directory is made and locked under a name cleanStaleStaging
+	// ignores, and only then renamed: a concurrent Begin must never see
+	// it unlocked and remove it as stale.
+	init := filepath.Join(r.path, "tmp", "init-"+hex.EncodeToString(rnd[:]))
 	dir := filepath.Join(r.path, "tmp", "staging-"+hex.EncodeToString(rnd[:]))
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(init, 0o755); err != nil {
 		unix.Close(lockFD)
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(init, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == nil {
 		// The staging directory's own lock says "owner alive".
 		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	}
+	if err == nil {
+		err = os.Rename(init, dir)
+	}
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		unix.Close(lockFD)
-		os.RemoveAll(dir)
+		os.RemoveAll(init)
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	return &Transaction{r: r, dir: dir, dirFD: fd, lockFD: lockFD, staged: map[object.Name]string{}}, nil
