@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(crashChild())
 	case os.Getenv("OSU_PR_CHILD") == "1":
 		os.Exit(prepareRootChild())
+	case os.Getenv("OSU_SEPBOOT_CHILD") == "1":
+		os.Exit(sepBootChild())
 	case os.Getenv("OSU_PROBE") == "1":
 		os.Exit(probe())
 	}
