@@ -8,12 +8,15 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/cavaliergopher/rpm"
@@ -44,6 +47,9 @@ const (
 	tagFileInodes   = 1096
 	tagPayloadFmt   = 1124
 	tagPayloadComp  = 1125
+
+	tagPayloadDigest     = 5092
+	tagPayloadDigestAlgo = 5093
 )
 
 // Package is an opened RPM file.
@@ -158,7 +164,13 @@ func (p *Package) VerifySignature(keyring openpgp.KeyRing) (uint64, error) {
 	}
 	for _, tag := range []int{sigTagRSAHeader, sigTagDSAHeader} {
 		if sig := p.Signature.GetTag(tag).Bytes(); sig != nil {
-			return p.check(keyring, bytes.NewReader(p.header), sig)
+			kid, err := p.check(keyring, bytes.NewReader(p.header), sig)
+			if err != nil {
+				return 0, err
+			}
+			// The signed header vouches for the payload only through
+			// its payload digest, so that must match too.
+			return kid, p.verifyPayloadDigest()
 		}
 	}
 	for _, tag := range []int{sigTagPGP, sigTagGPG} {
@@ -175,6 +187,41 @@ func (p *Package) VerifySignature(keyring openpgp.KeyRing) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: %w", p.NEVRA(), ErrUnsigned)
+}
+
+// verifyPayloadDigest checks the (compressed) payload against the
+// header's PAYLOADDIGEST.
+func (p *Package) verifyPayloadDigest() error {
+	want := p.Header.GetTag(tagPayloadDigest).String()
+	if want == "" {
+		return fmt.Errorf("%s: header signature but no payload digest: the payload cannot be verified", p.NEVRA())
+	}
+	var h hash.Hash
+	switch algo := p.Header.GetTag(tagPayloadDigestAlgo).Int64(); algo {
+	case 8:
+		h = sha256.New()
+	case 9:
+		h = sha512.New384()
+	case 10:
+		h = sha512.New()
+	default:
+		return fmt.Errorf("%s: unsupported payload digest algorithm %d", p.NEVRA(), algo)
+	}
+	f, err := os.Open(p.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Seek(p.payloadOffset, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("%s: %w", p.NEVRA(), err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != strings.ToLower(want) {
+		return fmt.Errorf("%s: payload digest mismatch (payload altered after signing)", p.NEVRA())
+	}
+	return nil
 }
 
 func (p *Package) check(keyring openpgp.KeyRing, signed io.Reader, sig []byte) (uint64, error) {

@@ -150,6 +150,16 @@ func TestSignatureAndUnpack(t *testing.T) {
 	if _, err := p.VerifySignature(kr); err == nil {
 		t.Error("tampered package verified")
 	}
+	// So does a payload altered under a valid header signature.
+	b, _ = os.ReadFile(paths[0])
+	b[len(b)-20] ^= 1
+	os.WriteFile(bad, b, 0o644)
+	if p, err = Open(bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.VerifySignature(kr); err == nil || !strings.Contains(err.Error(), "payload digest mismatch") {
+		t.Errorf("altered payload: %v", err)
+	}
 }
 
 // A payload entry with ".." is refused and nothing is written outside.
