@@ -178,11 +178,6 @@ type puller struct {
 	partsTotal atomic.Int64
 	stage      atomic.Value
 	start      time.Time
-
-	txMu  sync.RWMutex
-	tx    *repo.Transaction
-	txN   int
-	txErr error
 }
 
 func (p *puller) logf(format string, args ...any) {

@@ -10,52 +10,46 @@ import (
 	"github.com/osupdate/os-update/repo/object"
 )
 
-// beginTx starts the walk's current transaction.
-func (p *puller) beginTx() error {
-	tx, err := p.r.Begin()
-	if err != nil {
-		return err
-	}
-	p.tx, p.txN = tx, 0
-	return nil
+// workerTx is one walk worker's own transaction. Each worker stages into
+// its own directory, so parallel writers do not contend on one directory
+// lock (the kernel serializes file creation per directory); the queue
+// guarantees that no two workers handle the same object.
+type workerTx struct {
+	p     *puller
+	tx    *repo.Transaction
+	n     int
+	batch int
 }
 
-// withTx runs fn with the current transaction; batches rotate between
-// calls, never during one.
-func (p *puller) withTx(fn func(tx *repo.Transaction) error) error {
-	p.txMu.RLock()
-	tx := p.tx
-	err := fn(tx)
-	p.txMu.RUnlock()
-	if err != nil {
-		return err
+func (w *workerTx) get() (*repo.Transaction, error) {
+	if w.tx == nil {
+		tx, err := w.p.r.Begin()
+		if err != nil {
+			return nil, err
+		}
+		w.tx, w.n = tx, 0
 	}
-	p.txMu.Lock()
-	defer p.txMu.Unlock()
-	if p.tx != tx {
-		return nil
-	}
-	p.txN++
-	if p.txN < p.opts.BatchObjects {
-		return nil
-	}
-	// Publish this batch so an interrupted pull need not fetch it again.
-	if err := p.tx.Commit(); err != nil {
-		return err
-	}
-	return p.beginTx()
+	return w.tx, nil
 }
 
-// finishTx publishes whatever is staged; it runs on success and on
-// failure alike, since every staged object was verified.
-func (p *puller) finishTx() error {
-	p.txMu.Lock()
-	defer p.txMu.Unlock()
-	if p.tx == nil {
+// staged counts an object and publishes the batch when it is full, so an
+// interrupted pull need not fetch it again.
+func (w *workerTx) staged() error {
+	w.n++
+	if w.n < w.batch {
 		return nil
 	}
-	err := p.tx.Commit()
-	p.tx = nil
+	return w.finish()
+}
+
+// finish publishes whatever is staged; it runs on success and on failure
+// alike, since every staged object was verified.
+func (w *workerTx) finish() error {
+	if w.tx == nil {
+		return nil
+	}
+	err := w.tx.Commit()
+	w.tx = nil
 	return err
 }
 
@@ -137,9 +131,6 @@ func (p *puller) walk(ctx context.Context, c object.Checksum) error {
 	if err != nil {
 		return err
 	}
-	if err := p.beginTx(); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	q := &walkQueue{seen: map[object.Name]struct{}{}}
@@ -162,16 +153,31 @@ func (p *puller) walk(ctx context.Context, c object.Checksum) error {
 		cancel()
 		q.close()
 	}
+	batch := p.opts.BatchObjects / p.opts.Workers
+	if batch < 1 {
+		batch = 1
+	}
+	var commitErr error
 	for i := 0; i < p.opts.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			w := &workerTx{p: p, batch: batch}
+			defer func() {
+				if err := w.finish(); err != nil {
+					errMu.Lock()
+					if commitErr == nil {
+						commitErr = err
+					}
+					errMu.Unlock()
+				}
+			}()
 			for {
 				n, ok := q.pop()
 				if !ok {
 					return
 				}
-				err := p.processObject(ctx, q, n)
+				err := p.processObject(ctx, q, n, w)
 				q.done()
 				if err != nil {
 					fail(err)
@@ -181,36 +187,38 @@ func (p *puller) walk(ctx context.Context, c object.Checksum) error {
 		}()
 	}
 	wg.Wait()
-	cerr := p.finishTx()
 	if firstErr != nil {
 		return firstErr
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return cerr
+	return commitErr
 }
 
 // processObject makes one object present and queues what it references.
-func (p *puller) processObject(ctx context.Context, q *walkQueue, n object.Name) error {
+func (p *puller) processObject(ctx context.Context, q *walkQueue, n object.Name, w *workerTx) error {
 	if n.Type == object.TypeFile {
-		var present bool
-		err := p.withTxRead(func(tx *repo.Transaction) (err error) {
-			present, err = tx.Has(n)
-			return err
-		})
+		present, err := p.r.HasObject(n.Checksum, n.Type)
 		if err != nil {
 			return err
 		}
 		if !present {
-			if err := p.withTx(func(tx *repo.Transaction) error { return p.fetchContent(ctx, tx, n.Checksum) }); err != nil {
+			tx, err := w.get()
+			if err != nil {
+				return err
+			}
+			if err := p.fetchContent(ctx, tx, n.Checksum); err != nil {
+				return err
+			}
+			if err := w.staged(); err != nil {
 				return err
 			}
 		}
 		p.objDone.Add(1)
 		return nil
 	}
-	data, err := p.metaObject(ctx, n)
+	data, err := p.metaObject(ctx, n, w)
 	if err != nil {
 		return err
 	}
@@ -240,16 +248,10 @@ func (p *puller) processObject(ctx context.Context, q *walkQueue, n object.Name)
 	return nil
 }
 
-func (p *puller) withTxRead(fn func(tx *repo.Transaction) error) error {
-	p.txMu.RLock()
-	defer p.txMu.RUnlock()
-	return fn(p.tx)
-}
-
-// metaObject returns a dirtree or dirmeta, from the store or the staging
-// transaction if present (a present dirtree may still lack children after
-// an interrupted pull, so it is walked anyway), else fetched and verified.
-func (p *puller) metaObject(ctx context.Context, n object.Name) ([]byte, error) {
+// metaObject returns a dirtree or dirmeta from the store if present (a
+// present dirtree may still lack children after an interrupted pull, so it
+// is walked anyway), else fetched, verified and staged.
+func (p *puller) metaObject(ctx context.Context, n object.Name, w *workerTx) ([]byte, error) {
 	if ok, err := p.r.HasObject(n.Checksum, n.Type); err != nil {
 		return nil, err
 	} else if ok {
@@ -271,13 +273,14 @@ func (p *puller) metaObject(ctx context.Context, n object.Name) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := p.withTx(func(tx *repo.Transaction) error {
-		_, err := tx.WriteMeta(n.Type, data, &n.Checksum)
-		return err
-	}); err != nil {
+	tx, err := w.get()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.WriteMeta(n.Type, data, &n.Checksum); err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)
 	}
-	return data, nil
+	return data, w.staged()
 }
 
 // fetchContent fetches a .filez object and stores it through tx. The
