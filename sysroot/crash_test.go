@@ -224,11 +224,52 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
+// copySysroot copies a template sysroot, keeping hardlinks (deployment
+// files are links to repository objects), ownership and modes.
 func copySysroot(t *testing.T, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "sysroot")
-	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
+	type devIno struct{ dev, ino uint64 }
+	seen := map[devIno]string{}
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		st := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case fi.IsDir():
+			if err := os.Mkdir(target, 0o700); err != nil {
+				return err
+			}
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		default:
+			k := devIno{uint64(st.Dev), st.Ino}
+			if first, ok := seen[k]; ok {
+				return os.Link(first, target)
+			}
+			seen[k] = target
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(target, b, 0o600); err != nil {
+				return err
+			}
+		}
+		if err := os.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		return os.Chmod(target, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetuid|os.ModeSetgid))
+	})
+	if err != nil {
+		t.Fatalf("copy sysroot: %v", err)
 	}
 	return dst
 }
