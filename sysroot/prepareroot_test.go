@@ -1,6 +1,7 @@
 package sysroot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -50,6 +51,25 @@ func probe() int {
 	report("sysroot", err == nil, err)
 	b, err := os.ReadFile("/usr/lib/os-release")
 	report("root-is-deployment", err == nil && strings.Contains(string(b), "Test OS"), err)
+	// The running system finds itself among the deployments (booted into
+	// the rollback, index 1), keeps itself as the rollback of a new
+	// deployment, and rollback brings it back to the front.
+	s, err := Open("/sysroot", Options{NoSync: true, MutableDeployments: true})
+	if err != nil {
+		report("booted", false, err)
+		return 0
+	}
+	report("booted", s.Booted != nil && s.Booted == s.Deployments[1] && s.MergeDeployment("testos") == s.Booted, s.Booted)
+	if s.Booted == nil {
+		return 0
+	}
+	booted := s.Booted.Name()
+	fmt.Printf("booted-name %s\n", booted)
+	ctx := context.Background()
+	_, err = s.Deploy(ctx, DeployOptions{OS: "testos", Rev: "os3"})
+	report("deploy-keeps-booted", err == nil && len(s.Deployments) == 2 && s.Deployments[1].Name() == booted && s.Booted.Index == 1, err)
+	_, err = s.Rollback(ctx)
+	report("rollback-to-booted", err == nil && s.Deployments[0].Name() == booted, err)
 	return 0
 }
 
@@ -65,12 +85,18 @@ func TestPrepareRoot(t *testing.T) {
 	spec := treeSpec{version: "1", files: map[string]string{"usr/bin/probe": string(self)}, modes: map[string]os.FileMode{"usr/bin/probe": 0o755}}
 	commitTree(t, s.Repo(), "os", spec)
 	deploy(t, s, "os", func(o *DeployOptions) { o.Kargs = []string{"rw"} })
+	spec.version = "2"
+	commitTree(t, s.Repo(), "os", spec)
+	deploy(t, s, "os")
+	spec.version = "3"
+	commitTree(t, s.Repo(), "os3", spec)
+	bootInto := s.Deployments[1] // boot the rollback
 	os.WriteFile(filepath.Join(dir, "ostree/deploy/testos/var/marker"), nil, 0o644)
 	entries, err := s.loader().ReadEntries(s.BootVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmdline := "BOOT_IMAGE=/vmlinuz " + entries[0].Get("options")
+	cmdline := "BOOT_IMAGE=/vmlinuz " + entries[1].Get("options")
 	run := t.TempDir()
 	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "--", os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "OSU_PR_CHILD=1", "OSU_PR_SYSROOT="+dir, "OSU_PR_CMDLINE="+cmdline, "OSU_PR_RUN="+run)
@@ -79,20 +105,28 @@ func TestPrepareRoot(t *testing.T) {
 		t.Fatalf("prepare-root child: %v\n%s", err, out)
 	}
 	t.Logf("probe:\n%s", out)
-	for _, check := range []string{"usr-readonly", "usr-write-refused", "etc-writable", "var-shared", "sysroot", "root-is-deployment"} {
+	for _, check := range []string{"usr-readonly", "usr-write-refused", "etc-writable", "var-shared", "sysroot", "root-is-deployment", "booted", "deploy-keeps-booted", "rollback-to-booted"} {
 		if !strings.Contains(string(out), check+"=true") {
 			t.Errorf("%s failed:\n%s", check, out)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, s.Deployments[0].RelDir(), "etc/probe-write")); err != nil || len(b) == 0 {
+	if !strings.Contains(string(out), "booted-name "+bootInto.Name()) {
+		t.Errorf("booted deployment not identified:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, bootInto.RelDir(), "etc/probe-write")); err != nil || len(b) == 0 {
 		t.Errorf("/etc written in the new root is not the deployment's /etc: %v", err)
 	}
+	after := openSysroot(t, dir)
+	if len(after.Deployments) != 2 || after.Deployments[0].Name() != bootInto.Name() || after.Deployments[1].Version != "3" {
+		t.Errorf("after deploy + rollback from the booted system: %v", names(after))
+	}
+	checkConsistent(t, after)
 	if _, err := os.Stat(filepath.Join(run, "ostree-booted")); err != nil {
 		t.Errorf("ostree-booted stamp: %v", err)
 	}
 	// The host's mounts are untouched.
 	var st unix.Statfs_t
-	if err := unix.Statfs(filepath.Join(dir, s.Deployments[0].RelDir(), "usr"), &st); err != nil || st.Flags&unix.ST_RDONLY != 0 {
+	if err := unix.Statfs(filepath.Join(dir, bootInto.RelDir(), "usr"), &st); err != nil || st.Flags&unix.ST_RDONLY != 0 {
 		t.Errorf("host sees a read-only /usr: %v", err)
 	}
 

@@ -282,15 +282,10 @@ func (s *Sysroot) loadDeployment(osname, csum, serial string) (*Deployment, erro
 	return d, nil
 }
 
-// findBooted identifies the running deployment by the device and inode of
-// "/", when this sysroot is the running system's.
+// findBooted identifies the running deployment: the one whose directory is
+// "/" (same device and inode; prepare-root bind-mounts it there). This
+// works whether the sysroot is opened as "/" or as "/sysroot".
 func (s *Sysroot) findBooted() *Deployment {
-	if s.Path != "/" {
-		return nil
-	}
-	if _, err := os.Stat("/run/ostree-booted"); err != nil {
-		return nil
-	}
 	var root unix.Stat_t
 	if err := unix.Stat("/", &root); err != nil {
 		return nil
