@@ -141,8 +141,9 @@ type Options struct {
 	// (default 30s); ConnectTimeout bounds connecting (default 15s).
 	StallTimeout   time.Duration
 	ConnectTimeout time.Duration
-	// BatchObjects is how many objects are staged before they are made
-	// visible (default 2000); smaller means less to redo after a crash.
+	// BatchObjects is how many objects each worker stages before they
+	// are made visible (default 2000); smaller means less to redo after a
+	// crash, larger means fewer syncfs calls.
 	BatchObjects int
 	// Delta is tried before the object walk; nil means StaticDeltas.
 	Delta         DeltaFunc

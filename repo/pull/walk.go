@@ -153,10 +153,9 @@ func (p *puller) walk(ctx context.Context, c object.Checksum) error {
 		cancel()
 		q.close()
 	}
-	batch := p.opts.BatchObjects / p.opts.Workers
-	if batch < 1 {
-		batch = 1
-	}
+	// Each worker publishes its own batches: every publication costs
+	// syncfs calls, so batches stay large.
+	batch := p.opts.BatchObjects
 	var commitErr error
 	for i := 0; i < p.opts.Workers; i++ {
 		wg.Add(1)
