@@ -354,7 +354,7 @@ func remoteAdd(ctx context.Context, e *env, args []string) error {
 	f.Var(&sets, "set", "set an option KEY=VALUE (repeatable), e.g. gpg-verify-summary=false")
 	f.Var(&imports, "gpg-import", "import OpenPGP public keys from FILE into NAME.trustedkeys.gpg (repeatable)")
 	noVerify := f.Bool("no-gpg-verify", false, "do not verify commit and summary signatures (not recommended)")
-	sigKey := f.String("sign-verify", "", "verify ed25519 signatures with this public key (base64) or file")
+	sigKey := f.String("sign-verify", "", "verify ed25519 signatures of commits and summary: ed25519=inline:KEY, ed25519=file:PATH, a base64 key or a file")
 	ifNot := f.Bool("if-not-exists", false, "do nothing if the remote exists")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -365,14 +365,31 @@ func remoteAdd(ctx context.Context, e *env, args []string) error {
 	}
 	rem := &remote.Remote{Name: pos[0], URL: pos[1], Branches: pos[2:], GPGVerify: !*noVerify, GPGVerifySummary: !*noVerify}
 	if *sigKey != "" {
+		// Accepts ostree's form ed25519=inline:KEY / ed25519=file:PATH,
+		// or just a key or a file name.
+		v := strings.TrimPrefix(*sigKey, "ed25519=")
+		if strings.Contains(v, "=") && !strings.HasPrefix(v, "inline:") && !strings.HasPrefix(v, "file:") {
+			return usagef("--sign-verify: only ed25519 keys are supported")
+		}
 		rem.SignVerify, rem.SignVerifySummary = true, true
-		if _, err := os.Stat(*sigKey); err == nil {
-			rem.Ed25519File = *sigKey
-		} else {
-			if _, err := sign.ParseEd25519PublicKey(*sigKey); err != nil {
+		switch {
+		case strings.HasPrefix(v, "file:"):
+			rem.Ed25519File = strings.TrimPrefix(v, "file:")
+		case strings.HasPrefix(v, "inline:"):
+			v = strings.TrimPrefix(v, "inline:")
+			if _, err := sign.ParseEd25519PublicKey(v); err != nil {
 				return err
 			}
-			rem.Ed25519Keys = []string{*sigKey}
+			rem.Ed25519Keys = []string{v}
+		default:
+			if _, err := os.Stat(v); err == nil {
+				rem.Ed25519File = v
+			} else {
+				if _, err := sign.ParseEd25519PublicKey(v); err != nil {
+					return err
+				}
+				rem.Ed25519Keys = []string{v}
+			}
 		}
 	}
 	for _, kv := range sets {

@@ -86,8 +86,7 @@ func TestSyncCommands(t *testing.T) {
 
 	mustSync(t, "repo", "init", "--repo", local, "--mode=bare")
 	mustSync(t, "repo", "remote", "add", "--repo", local, "--gpg-import", key.PublicFile,
-		"--set", "sign-verify=true", "--set", "sign-verify-summary=true", "--set", "verification-ed25519-key="+edPub,
-		"origin", "http://"+addr, "os/main")
+		"--sign-verify", "ed25519=inline:"+edPub, "origin", "http://"+addr, "os/main")
 	out = mustSync(t, "repo", "remote", "list", "--repo", local, "-u")
 	if !strings.Contains(out, "origin") || !strings.Contains(out, addr) {
 		t.Fatalf("remote list: %s", out)
