@@ -61,7 +61,7 @@ type Package struct {
 	payloadOffset int64
 }
 
-const maxHeader = 64 << 20
+const maxHeader = 32 << 20
 
 // Open reads the lead and both headers of the RPM at path.
 func Open(path string) (*Package, error) {
@@ -124,8 +124,40 @@ func readHeaderBlob(r io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(r, buf[16:]); err != nil {
 		return nil, err
 	}
+	// The header parser allocates by the counts in the index; bound each
+	// entry by the data it can really occupy so a hostile header cannot
+	// make it allocate gigabytes.
+	for i := uint64(0); i < uint64(il); i++ {
+		e := buf[16+16*i:]
+		typ := binary.BigEndian.Uint32(e[4:8])
+		off := uint64(binary.BigEndian.Uint32(e[8:12]))
+		cnt := uint64(binary.BigEndian.Uint32(e[12:16]))
+		size, ok := tagTypeSize[typ]
+		if !ok {
+			return nil, fmt.Errorf("header entry %d: unknown type %d", i, typ)
+		}
+		if cnt == 0 || off > uint64(dl) || cnt*size > uint64(dl)-off {
+			return nil, fmt.Errorf("header entry %d: %d values at offset %d do not fit in %d bytes", i, cnt, off, dl)
+		}
+		if typ == 6 || typ == 8 || typ == 9 {
+			// Every string must end (NUL) inside the data.
+			data := buf[16+16*uint64(il):]
+			o := off
+			for k := uint64(0); k < cnt; k++ {
+				end := bytes.IndexByte(data[o:], 0)
+				if end < 0 {
+					return nil, fmt.Errorf("header entry %d: unterminated string", i)
+				}
+				o += uint64(end) + 1
+			}
+		}
+	}
 	return buf, nil
 }
+
+// tagTypeSize is the smallest size of one value of each header type
+// (strings take at least their NUL).
+var tagTypeSize = map[uint32]uint64{0: 0, 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 1, 9: 1}
 
 // NEVRA returns name-[epoch:]version-release.arch.
 func (p *Package) NEVRA() string {
