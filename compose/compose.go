@@ -117,6 +117,7 @@ type Result struct {
 	Kernel    string           `json:"kernel,omitempty"`
 	Packages  []PackageReport  `json:"packages"`
 	Notes     []string         `json:"notes,omitempty"`
+	Error     string           `json:"error,omitempty"`
 	Timings   Timings          `json:"-"`
 	TimingsMS map[string]int64 `json:"timings_ms"`
 }
@@ -153,6 +154,9 @@ func Tree(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res, err := c.run(ctx)
 	if res != nil {
+		if err != nil {
+			res.Error = err.Error()
+		}
 		res.Timings.Total = time.Since(c.start)
 		res.TimingsMS = res.Timings.ms()
 		if opts.JSONReport != "" {

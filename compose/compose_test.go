@@ -518,9 +518,18 @@ func TestBadInputs(t *testing.T) {
 			tfPath := f.writeTreefile(t, filepath.Join(dir, "cfg"), c.base, c.extra, c.packages...)
 			repoDir := filepath.Join(dir, "repo")
 			r := newRepo(t, repoDir)
-			_, err := Tree(context.Background(), Options{Treefile: tfPath, Repo: r, CacheDir: filepath.Join(dir, "cache")})
+			report := filepath.Join(dir, "report.json")
+			_, err := Tree(context.Background(), Options{Treefile: tfPath, Repo: r, CacheDir: filepath.Join(dir, "cache"), JSONReport: report})
 			if err == nil {
 				t.Fatal("compose succeeded")
+			}
+			if b, rerr := os.ReadFile(report); rerr == nil {
+				var rep Result
+				if json.Unmarshal(b, &rep) != nil || rep.Error != err.Error() || rep.Commit != "" {
+					t.Errorf("report of a failed compose: %s", b)
+				}
+			} else if c.name != "invalid treefile" {
+				t.Errorf("no report: %v", rerr)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
