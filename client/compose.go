@@ -10,10 +10,7 @@ import (
 
 	"github.com/osupdate/os-update/compose"
 	"github.com/osupdate/os-update/repo"
-	"github.com/osupdate/os-update/repo/delta"
 	"github.com/osupdate/os-update/repo/object"
-	"github.com/osupdate/os-update/repo/sign"
-	"github.com/osupdate/os-update/repo/summary"
 )
 
 // composeCommands are the top-level commands that build trees: compose.
@@ -41,41 +38,13 @@ func addPublishFlags(f *flagSet) *publishFlags {
 	}
 }
 
-// hooks returns the signing and post-commit steps: sign the commit with
-// every key, then a static delta parent→commit, then the summary (signed
-// with the same keys), so that the summary lists the new delta.
+// hooks returns the signing and post-commit steps (compose.Publish).
 func (p *publishFlags) hooks(e *env) (func(*repo.Repo, object.Checksum) error, func(context.Context, *repo.Repo, string, object.Checksum, object.Checksum) error, error) {
 	signers, err := p.signer.signers()
 	if err != nil {
 		return nil, nil, err
 	}
-	var signFn func(*repo.Repo, object.Checksum) error
-	if len(signers) > 0 {
-		signFn = func(r *repo.Repo, c object.Checksum) error {
-			for _, s := range signers {
-				if err := sign.SignCommit(r, c, s); err != nil {
-					return fmt.Errorf("sign with %s: %w", s.KeyID(), err)
-				}
-				e.printf("Signed commit %s with %s\n", c, s.KeyID())
-			}
-			return nil
-		}
-	}
-	post := func(ctx context.Context, r *repo.Repo, ref string, parent, commit object.Checksum) error {
-		if !*p.noDelta && !parent.IsZero() {
-			if _, err := delta.Generate(ctx, r, parent, commit, delta.GenerateOptions{}); err != nil {
-				return fmt.Errorf("static delta %s-%s: %w", parent, commit, err)
-			}
-			e.printf("Generated static delta %s-%s\n", parent, commit)
-		}
-		if !*p.noSummary {
-			if _, err := summary.Update(r, summary.Options{Signers: signers}); err != nil {
-				return fmt.Errorf("update summary: %w", err)
-			}
-			e.printf("Updated summary%s\n", map[bool]string{true: " (signed)", false: ""}[len(signers) > 0])
-		}
-		return nil
-	}
+	signFn, post := compose.Publish{Signers: signers, NoDelta: *p.noDelta, NoSummary: *p.noSummary, Log: e.stdout}.Hooks()
 	return signFn, post, nil
 }
 

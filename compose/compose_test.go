@@ -18,6 +18,8 @@ import (
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/sign"
+	"github.com/osupdate/os-update/repo/sign/gpgtest"
 )
 
 // fixture holds the RPM repositories every test shares; they are built
@@ -591,4 +593,50 @@ func TestNextVersion(t *testing.T) {
 			t.Errorf("nextVersion(%q, %q) = %q, want %q", c[0], c[1], got, c[2])
 		}
 	}
+}
+
+// TestPublishSigned composes twice with signing through Publish, serves
+// the repository over HTTP and lets ostree pull it with signature checks
+// on commits and summary: the second pull uses the static delta.
+func TestPublishSigned(t *testing.T) {
+	f := getFixture(t)
+	key := gpgtest.NewKey(t, "Compose Publisher", "never")
+	signer, err := sign.LoadGPGSigner(key.SecretFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cfg")
+	os.MkdirAll(cfg, 0o755)
+	os.WriteFile(filepath.Join(cfg, "motd"), []byte("one\n"), 0o644)
+	tfPath := f.writeTreefile(t, cfg, "file://"+f.good, "add-files:\n  - [motd, /usr/share/motd]\n", "shell", "helper")
+	repoDir := filepath.Join(dir, "repo")
+	r := newRepo(t, repoDir)
+	signFn, post := Publish{Signers: []sign.Signer{signer}}.Hooks()
+	opts := Options{Treefile: tfPath, Repo: r, CacheDir: filepath.Join(dir, "cache"), Sign: signFn, PostCommit: post}
+	first, err := Tree(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(cfg, "motd"), []byte("two\n"), 0o644)
+	second, err := Tree(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ostree(t, "static-delta", "list", "--repo", repoDir); !strings.Contains(d, first.Commit+"-"+second.Commit) {
+		t.Errorf("no delta %s-%s: %s", first.Commit, second.Commit, d)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(repoDir)))
+	defer srv.Close()
+	client := filepath.Join(dir, "client")
+	ostree(t, "init", "--repo", client, "--mode=bare-user") // deltas apply only to non-archive repos
+	ostree(t, "remote", "add", "--repo", client, "--gpg-import", key.PublicFile, "--set=gpg-verify-summary=true", "origin", srv.URL)
+	ref := first.Ref
+	ostree(t, "pull", "--repo", client, "origin", ref+"@"+first.Commit)
+	out := ostree(t, "pull", "--repo", client, "--require-static-deltas", "origin", ref)
+	t.Logf("pull: %s", out)
+	if c := strings.TrimSpace(ostree(t, "rev-parse", "--repo", client, "origin:"+ref)); c != second.Commit {
+		t.Errorf("pulled %s, want %s", c, second.Commit)
+	}
+	ostree(t, "fsck", "--repo", client)
 }
