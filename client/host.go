@@ -125,7 +125,11 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 			tags = append(tags, "staged")
 		}
 		if d.Default && !d.Booted {
-			tags = append(tags, "pending")
+			if anyBooted(st) {
+				tags = append(tags, "pending")
+			} else {
+				tags = append(tags, "default")
+			}
 		}
 		if d.Rollback {
 			tags = append(tags, "rollback")
@@ -155,6 +159,15 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 			}
 		}
 	}
+}
+
+func anyBooted(st *api.Status) bool {
+	for _, d := range st.Deployments {
+		if d.Booted {
+			return true
+		}
+	}
+	return false
 }
 
 func fmtTime(unix int64) string {

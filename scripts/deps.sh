@@ -11,6 +11,7 @@ packages=(
   createrepo-c    # rpm-md repository metadata for fixtures
   dbus            # dbus-daemon for a private bus
   grub-common     # grub-script-check validates generated grub.cfg
+  u-boot-tools    # mkenvimage reads generated uEnv.txt
   qemu-system-x86 # boot test
   attr            # getfattr/setfattr
   util-linux      # unshare, setpriv

@@ -91,7 +91,8 @@ func (s *Store) StartTransaction(kind string, uid uint32, from string, start tim
 }
 
 // FinishTransaction records the outcome of a transaction.
-func (s *Store) FinishTransaction(id uint64, result, to, errMsg string, end time.Time) error {
+// A non-empty from replaces the one recorded at the start.
+func (s *Store) FinishTransaction(id uint64, result, from, to, errMsg string, end time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHistory)
 		v := b.Get(idKey(id))
@@ -103,6 +104,9 @@ func (s *Store) FinishTransaction(id uint64, result, to, errMsg string, end time
 			return fmt.Errorf("history entry %d: %w", id, err)
 		}
 		e.Result, e.To, e.Error, e.End = result, to, errMsg, end.Unix()
+		if from != "" {
+			e.From = from
+		}
 		nv, err := json.Marshal(e)
 		if err != nil {
 			return err
