@@ -644,6 +644,26 @@ func (c *composer) install(ctx context.Context, work string, pkgs []*rpmmd.Packa
 			}
 		}
 	}
+	// %triggerin: every package is new, so each trigger fires once for
+	// each installed package it names, after all %post scriptlets.
+	for _, f := range files {
+		for _, tr := range f.InstallTriggers() {
+			for _, q := range pkgs {
+				if !tr.Matches(q.Name, q.EVR) {
+					continue
+				}
+				t0 := time.Now()
+				err := runner.Run(ctx, work, scriptlet.Script{
+					Name: "%triggerin scriptlet of " + f.NEVRA() + " for " + q.NEVRA(),
+					Prog: tr.Script.Prog, Body: tr.Script.Body, Args: []string{"1", "1"},
+				})
+				scriptT += time.Since(t0)
+				if err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	for _, s := range post {
 		if err := runScript(s, "0"); err != nil {
 			return nil, err

@@ -77,6 +77,11 @@ if ! cat /etc/passwd | while read l; do case "$l" in appuser:*) exit 1;; esac; d
 fi`,
 		Post:      "echo \"post ran with $1\" > /usr/share/app/post-ran",
 		PostTrans: "cat /usr/share/app/post-ran > /usr/share/app/posttrans-ran",
+		Triggers: []string{
+			"%triggerin -- helper >= 1.0\necho \"helper trigger $1 $2\" > /usr/share/app/trigger-fired",
+			"%triggerin -- not-installed\necho wrong > /usr/share/app/trigger-wrong",
+			"%triggerun -- helper\necho wrong > /usr/share/app/trigger-wrong",
+		},
 	}
 }
 
@@ -314,6 +319,12 @@ func TestComposeEndToEnd(t *testing.T) {
 	}
 	if s := read("usr/share/app/posttrans-ran"); s != "post ran with 1\n" {
 		t.Errorf("post/posttrans output %q", s)
+	}
+	if s := read("usr/share/app/trigger-fired"); s != "helper trigger 1 1\n" {
+		t.Errorf("triggerin output %q", s)
+	}
+	if _, err := os.Stat(filepath.Join(co, "usr/share/app/trigger-wrong")); err == nil {
+		t.Error("a trigger fired that should not")
 	}
 	if !strings.Contains(read("usr/etc/passwd"), "appuser:x:791:792") {
 		t.Error("the pre scriptlet did not create the user")

@@ -20,6 +20,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/cavaliergopher/rpm"
+
+	"github.com/osupdate/os-update/compose/rpmver"
 )
 
 // Header and signature tags used here (rpmtag.h numbering).
@@ -47,6 +49,18 @@ const (
 	tagFileInodes   = 1096
 	tagPayloadFmt   = 1124
 	tagPayloadComp  = 1125
+
+	tagTriggerScripts    = 1065
+	tagTriggerName       = 1066
+	tagTriggerVersion    = 1067
+	tagTriggerFlags      = 1068
+	tagTriggerIndex      = 1069
+	tagTriggerScriptProg = 1092
+
+	senseLess      = 1 << 1
+	senseGreater   = 1 << 2
+	senseEqual     = 1 << 3
+	senseTriggerIn = 1 << 16
 
 	tagPayloadDigest     = 5092
 	tagPayloadDigestAlgo = 5093
@@ -291,6 +305,70 @@ func (p *Package) Scripts() []Script {
 		out = append(out, Script{Kind: s.kind, Prog: prog, Body: body, Package: p.NEVRA()})
 	}
 	return out
+}
+
+// Trigger is a %triggerin scriptlet: it runs when a package named Name
+// (at a version satisfying Flags/Version) is installed with its owner.
+type Trigger struct {
+	Name    string
+	Flags   rpmver.Flags
+	Version string // "" when unversioned
+	Script  Script
+}
+
+// InstallTriggers returns the package's %triggerin scriptlets; other
+// trigger kinds never fire in a compose (nothing is removed or upgraded).
+func (p *Package) InstallTriggers() []Trigger {
+	h := &p.Header
+	names := h.GetTag(tagTriggerName).StringSlice()
+	versions := h.GetTag(tagTriggerVersion).StringSlice()
+	flags := h.GetTag(tagTriggerFlags).Int64Slice()
+	index := h.GetTag(tagTriggerIndex).Int64Slice()
+	scripts := h.GetTag(tagTriggerScripts).StringSlice()
+	progs := h.GetTag(tagTriggerScriptProg).StringSlice()
+	var out []Trigger
+	for i, name := range names {
+		if i >= len(flags) || i >= len(index) || flags[i]&senseTriggerIn == 0 {
+			continue
+		}
+		idx := index[i]
+		if idx < 0 || int(idx) >= len(scripts) {
+			continue
+		}
+		t := Trigger{Name: name, Script: Script{Kind: "triggerin", Prog: []string{"/bin/sh"}, Body: scripts[idx], Package: p.NEVRA()}}
+		if int(idx) < len(progs) && progs[idx] != "" {
+			t.Script.Prog = []string{progs[idx]}
+		}
+		if i < len(versions) {
+			t.Version = versions[i]
+		}
+		if flags[i]&senseLess != 0 {
+			t.Flags |= rpmver.LT
+		}
+		if flags[i]&senseGreater != 0 {
+			t.Flags |= rpmver.GT
+		}
+		if flags[i]&senseEqual != 0 {
+			t.Flags |= rpmver.EQ
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Matches reports whether the trigger fires for a package.
+func (t Trigger) Matches(name string, evr rpmver.EVR) bool {
+	if name != t.Name {
+		return false
+	}
+	if t.Flags == 0 || t.Version == "" {
+		return true
+	}
+	want, err := rpmver.Parse(t.Version)
+	if err != nil {
+		return false
+	}
+	return rpmver.Satisfies(&evr, t.Flags, want)
 }
 
 // File is one entry of the header's file list.

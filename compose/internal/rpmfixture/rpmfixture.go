@@ -34,6 +34,7 @@ type Spec struct {
 	Ghost                  []string
 	Attr                   map[string]string // path → "mode,user,group" (%attr)
 	Pre, Post, PostTrans   string
+	Triggers               []string // raw sections, e.g. "%triggerin -- pkg >= 1\nbody"
 	ExtraInstall           string   // raw shell for %install
 	ExtraFiles             []string // raw %files lines
 	Compress               string   // xz, zstd or gzip (default: rpmbuild's)
@@ -150,6 +151,9 @@ func (s *Spec) SpecText() string {
 		if sc.body != "" {
 			w("%%%s\n%s", sc.name, sc.body)
 		}
+	}
+	for _, tr := range s.Triggers {
+		w("%s", tr)
 	}
 	w("%%files")
 	config := map[string]bool{}
