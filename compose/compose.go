@@ -139,6 +139,9 @@ func (c *composer) logf(format string, args ...any) {
 
 // Tree runs a compose.
 func Tree(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Repo == nil || opts.Treefile == "" {
+		return nil, errors.New("compose: a treefile and a repository are required")
+	}
 	c := &composer{opts: opts, log: opts.Log, start: time.Now()}
 	if c.log == nil {
 		c.log = io.Discard
