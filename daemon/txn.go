@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +33,7 @@ type transaction struct {
 	mu         sync.Mutex
 	stage      string
 	stageStart time.Time
+	timings    []string // "stage=duration" of finished stages, for the log
 	lastEmit   time.Time
 	result     Result
 	err        error
@@ -110,10 +113,19 @@ func (t *transaction) emit(name string, args ...any) {
 // Stage implements Reporter.
 func (t *transaction) Stage(name string) {
 	t.mu.Lock()
+	t.endStage()
 	t.stage, t.stageStart = name, time.Now()
 	t.mu.Unlock()
 	t.props.SetMust(api.TransactionIface, "Stage", name)
 	t.emit("Progress", name, "", uint32(0), uint64(0), uint64(0), uint64(0), uint64(0))
+}
+
+// endStage records the duration of the current stage; t.mu is held.
+func (t *transaction) endStage() {
+	if t.stage != "" {
+		t.timings = append(t.timings, fmt.Sprintf("%s=%s", t.stage, time.Since(t.stageStart).Round(time.Millisecond)))
+		t.stage = ""
+	}
 }
 
 // Progress implements Reporter; signals are throttled to ten a second,
@@ -186,6 +198,8 @@ func (t *transaction) run() {
 	}
 	t.mu.Lock()
 	t.result, t.err = res, err
+	t.endStage()
+	timings := strings.Join(t.timings, " ")
 	t.mu.Unlock()
 	t.props.SetMust(api.TransactionIface, "Outcome", outcome(res, err))
 	t.props.SetMust(api.TransactionIface, "Success", err == nil)
@@ -193,7 +207,9 @@ func (t *transaction) run() {
 	t.props.SetMust(api.TransactionIface, "Finished", true)
 	d.refreshProperties()
 	t.emit("Finished", err == nil, msg)
-	d.logf("transaction %s (%s by uid %d): %s %s", t.path, t.req.Kind, t.uid, result, msg)
+	d.logf("transaction %s (%s by uid %d): %s %s [%s total=%s]", t.path, t.req.Kind, t.uid, result, msg, timings, time.Since(start).Round(time.Millisecond))
+	// An idle daemon should be small: give the transaction's memory back.
+	debug.FreeOSMemory()
 	if err == nil && t.req.Reboot && res.Deployed {
 		if rerr := d.reboot(); rerr != nil {
 			d.logf("reboot: %v", rerr)
