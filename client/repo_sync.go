@@ -516,6 +516,7 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	mirror := f.Bool("mirror", false, "write refs/heads/REF instead of refs/remotes/REMOTE/REF; with no refs, pull every ref and the summary")
 	metaOnly := f.Bool("commit-metadata-only", false, "fetch only the commit objects (verified); refs do not move")
 	noDeltas := f.Bool("disable-static-deltas", false, "never use static deltas")
+	tsCheck := f.Bool("timestamp-check", false, "refuse a commit older than the one the ref points to")
 	workers := f.Int("workers", 8, "parallel object fetches")
 	quiet := f.Bool("quiet", false, "no progress output")
 	remotesD := f.String("remotes-d", "", "also read remotes from this remotes.d directory")
@@ -550,7 +551,7 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	}
 	opts := pull.Options{
 		Refs: refs, Branches: rem.Branches, Mirror: *mirror, CommitMetadataOnly: *metaOnly,
-		Depth: *depth, Workers: *workers, DisableDeltas: *noDeltas,
+		Depth: *depth, Workers: *workers, DisableDeltas: *noDeltas, TimestampCheck: *tsCheck,
 		Log: func(format string, a ...any) { fmt.Fprintf(e.stderr, "note: "+format+"\n", a...) },
 	}
 	if !*quiet {

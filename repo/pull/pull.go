@@ -131,6 +131,10 @@ type Options struct {
 	CommitMetadataOnly bool
 	// Depth is how many parents to pull too (0: none, -1: all).
 	Depth int
+	// TimestampCheck refuses a commit older than the one the ref points
+	// to locally (a replayed old, validly signed commit), before any
+	// content is fetched.
+	TimestampCheck bool
 	// Workers bounds parallel object fetches (default 8).
 	Workers int
 	// Retries per request for transient failures (default 5).
@@ -580,6 +584,11 @@ func (p *puller) pullCommit(ctx context.Context, ref string, c object.Checksum, 
 			if err := checkBinding(data, ref); err != nil {
 				return fmt.Errorf("commit %s: %w", c, err)
 			}
+			if p.opts.TimestampCheck {
+				if err := p.checkTimestamp(ref, c, data); err != nil {
+					return err
+				}
+			}
 		}
 		if err := p.storeCommit(c, data, detached, hasDetached); err != nil {
 			return err
@@ -605,6 +614,31 @@ func (p *puller) pullCommit(ctx context.Context, ref string, c object.Checksum, 
 		}
 		c, sizeHint, first = cm.Parent, 0, false
 	}
+}
+
+// checkTimestamp refuses to go back in time relative to the local ref.
+func (p *puller) checkTimestamp(ref string, c object.Checksum, data []byte) error {
+	remoteName := p.src.Name
+	if p.opts.Mirror {
+		remoteName = ""
+	}
+	cur, err := p.r.ReadRef(remoteName, ref)
+	if err != nil || cur == c {
+		return nil // no local ref yet
+	}
+	old, err := p.r.LoadCommit(cur)
+	if err != nil {
+		return nil // the current commit is gone; nothing to compare with
+	}
+	cm, err := object.UnmarshalCommit(data)
+	if err != nil {
+		return err
+	}
+	if cm.Timestamp < old.Timestamp {
+		return fmt.Errorf("commit %s (%s) is older than the current %s (%s): refusing a downgrade",
+			c, time.Unix(int64(cm.Timestamp), 0).UTC().Format(time.RFC3339), cur, time.Unix(int64(old.Timestamp), 0).UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // storeCommit marks the commit partial (unless complete already) and

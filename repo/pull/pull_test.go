@@ -389,3 +389,46 @@ func TestRepullUnsigned(t *testing.T) {
 	fsckClean(t, local)
 	checkoutEqual(t, local, c, tree)
 }
+
+// TestTimestampCheck: a validly signed but older commit does not replace
+// a newer one when TimestampCheck is on, and nothing of it is fetched.
+func TestTimestampCheck(t *testing.T) {
+	f := newFixture(t)
+	old, err := f.served.CommitDir(context.Background(), f.tree, repo.CommitOptions{Branch: "os/old", Subject: "old", Timestamp: time.Unix(1000, 0), NoBindings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sign.SignCommit(f.served, old, f.signer); err != nil {
+		t.Fatal(err)
+	}
+	servetest.Commit(t, f.served, f.tree, "os/unused", "x", nil, []sign.Signer{f.signer})
+	local := newLocal(t, repo.ModeBare)
+	src := f.source(t, f.srv.URL)
+	if _, err := Pull(context.Background(), local, src, Options{Refs: []string{"os/main"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pull(context.Background(), local, src, Options{Refs: []string{"os/main@" + old.String()}, TimestampCheck: true})
+	if err == nil || !strings.Contains(err.Error(), "downgrade") {
+		t.Fatalf("downgrade accepted: %v", err)
+	}
+	if got, _ := local.ReadRef("origin", "os/main"); got != f.commit {
+		t.Fatalf("ref moved to %s", got)
+	}
+	if ok, _ := local.HasObject(old, object.TypeCommit); ok {
+		t.Fatal("refused commit was stored")
+	}
+	// A commit bound to another ref is refused under this one.
+	bound, err := f.served.CommitDir(context.Background(), f.tree, repo.CommitOptions{Branch: "os/bound", Subject: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign.SignCommit(f.served, bound, f.signer)
+	if _, err := Pull(context.Background(), local, src, Options{Refs: []string{"os/main@" + bound.String()}}); err == nil || !strings.Contains(err.Error(), "bound to refs") {
+		t.Fatalf("ref binding not enforced: %v", err)
+	}
+	// Without the check, an explicit REF@CHECKSUM downgrade is allowed.
+	if _, err := Pull(context.Background(), local, src, Options{Refs: []string{"os/main@" + old.String()}}); err != nil {
+		t.Fatal(err)
+	}
+	fsckClean(t, local)
+}
