@@ -25,6 +25,7 @@ func hostCommands() map[string]command {
 		"kargs":     {"change kernel arguments of the default deployment", hostKargs},
 		"cleanup":   {"remove deployments and cached data", hostCleanup},
 		"cancel":    {"cancel the running transaction", hostCancel},
+		"automatic": {"run the automatic update policy now (what the timer runs)", hostAutomatic},
 		"history":   {"list past transactions", hostHistory},
 		"install":   {"layer packages on the base commit", hostInstall},
 		"uninstall": {"remove layered packages", hostUninstall},
@@ -278,6 +279,37 @@ func runTransaction(ctx context.Context, e *env, t txnFlags, method string, args
 	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+"."+method, 0, args...).Store(&path); err != nil {
 		return "", dbusError(err)
 	}
+	return follow(ctx, e, conn, signals, path)
+}
+
+// followTransaction follows a transaction started elsewhere; it reads the
+// transaction's properties first, since signals may already have passed.
+func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.ObjectPath) error {
+	conn, err := t.connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.AddMatchSignal(dbus.WithMatchObjectPath(path)); err != nil {
+		return err
+	}
+	signals := make(chan *dbus.Signal, 64)
+	conn.Signal(signals)
+	obj := conn.Object(api.BusName, path)
+	if v, err := obj.GetProperty(api.TransactionIface + ".Finished"); err == nil && v.Value().(bool) {
+		ok, _ := obj.GetProperty(api.TransactionIface + ".Success")
+		if ok.Value().(bool) {
+			return nil
+		}
+		msg, _ := obj.GetProperty(api.TransactionIface + ".Error")
+		return fmt.Errorf("%v", msg.Value())
+	}
+	_, err = follow(ctx, e, conn, signals, path)
+	return err
+}
+
+// follow renders a transaction's signals until it finishes.
+func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Signal, path dbus.ObjectPath) (string, error) {
 	bar := newProgressBar(e)
 	cancelled := false
 	for {
@@ -409,13 +441,14 @@ func hostUpgrade(ctx context.Context, e *env, args []string) error {
 	check := f.Bool("check", false, "only check for an update (exit 77 if none)")
 	preview := f.Bool("preview", false, "check and show the package changes")
 	download := f.Bool("download-only", false, "download the update, do not deploy it")
+	stage := f.Bool("stage", false, "stage the update: it becomes the default when the system shuts down")
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usagef("upgrade takes no arguments")
 	}
 	outcome, err := runTransaction(ctx, e, t, "Upgrade", t.options(map[string]any{
-		api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download}))
+		api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download, api.OptStage: *stage}))
 	if err != nil {
 		return err
 	}
@@ -635,4 +668,32 @@ func hostDbDiff(ctx context.Context, e *env, args []string) error {
 		e.printf("Added:      %s\n", p)
 	}
 	return nil
+}
+
+func hostAutomatic(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "automatic", "")
+	t := addTxnFlags(f, false)
+	if pos, err := f.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("automatic takes no arguments")
+	}
+	conn, err := t.connect()
+	if err != nil {
+		return err
+	}
+	var enabled bool
+	var path dbus.ObjectPath
+	call := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".AutomaticUpdateTrigger", 0, t.options(nil))
+	err = call.Store(&enabled, &path)
+	conn.Close()
+	if err != nil {
+		return dbusError(err)
+	}
+	if !enabled {
+		e.printf("Automatic updates are disabled (policy none).\n")
+		return nil
+	}
+	// Follow the transaction the daemon started.
+	return followTransaction(ctx, e, t, path)
 }

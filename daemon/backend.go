@@ -21,6 +21,7 @@ type Request struct {
 	Preview                                       bool
 	DownloadOnly                                  bool
 	AllowDowngrade                                bool
+	Stage                                         bool // deploy staged: finalize makes it the default at shutdown
 	CleanupRollback, CleanupPending, CleanupCache bool
 	Reboot                                        bool
 }

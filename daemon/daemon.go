@@ -60,6 +60,7 @@ const sysrootIntrospection = `
   <method name="GetStatus"><arg name="json" type="s" direction="out"/></method>
   <method name="History"><arg name="limit" type="u" direction="in"/><arg name="json" type="s" direction="out"/></method>
   <method name="DbDiff"><arg name="from" type="s" direction="in"/><arg name="to" type="s" direction="in"/><arg name="json" type="s" direction="out"/></method>
+  <method name="AutomaticUpdateTrigger"><arg name="options" type="a{sv}" direction="in"/><arg name="enabled" type="b" direction="out"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Upgrade"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Rollback"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Rebase"><arg name="refspec" type="s" direction="in"/><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
@@ -372,18 +373,43 @@ func (d *Daemon) Upgrade(sender dbus.Sender, msg dbus.Message, o map[string]dbus
 		return "/", err
 	}
 	opts := options(o)
-	if err := opts.check(api.OptCheckOnly, api.OptPreview, api.OptDownloadOnly, api.OptAllowDowngrade); err != nil {
+	if err := opts.check(api.OptCheckOnly, api.OptPreview, api.OptDownloadOnly, api.OptAllowDowngrade, api.OptStage); err != nil {
 		return "/", err
 	}
 	req := Request{Kind: KindUpgrade}
 	var err *dbus.Error
 	for key, dst := range map[string]*bool{api.OptCheckOnly: &req.Check, api.OptPreview: &req.Preview,
-		api.OptDownloadOnly: &req.DownloadOnly, api.OptAllowDowngrade: &req.AllowDowngrade} {
+		api.OptDownloadOnly: &req.DownloadOnly, api.OptAllowDowngrade: &req.AllowDowngrade, api.OptStage: &req.Stage} {
 		if *dst, err = opts.bool(key); err != nil {
 			return "/", err
 		}
 	}
 	return d.submit(sender, req, opts)
+}
+
+// AutomaticUpdateTrigger runs the automatic update policy now (the timer
+// calls it): nothing for "none", an update check for "check", a staged
+// upgrade for "stage". It returns whether a transaction was started.
+func (d *Daemon) AutomaticUpdateTrigger(sender dbus.Sender, msg dbus.Message, o map[string]dbus.Variant) (bool, dbus.ObjectPath, *dbus.Error) {
+	if err := checkSignature(msg, "a{sv}"); err != nil {
+		return false, "/", err
+	}
+	opts := options(o)
+	if err := opts.check(); err != nil {
+		return false, "/", err
+	}
+	req := Request{Kind: KindUpgrade}
+	switch d.cfg.AutomaticUpdatePolicy {
+	case api.PolicyCheck:
+		req.Check = true
+	case api.PolicyStage:
+		req.Stage = true
+	default:
+		d.touch()
+		return false, "/", nil
+	}
+	p, err := d.submit(sender, req, opts)
+	return err == nil, p, err
 }
 
 // Rollback is the D-Bus method.

@@ -316,11 +316,15 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 		return res, err
 	}
 	rep.Stage("deploy")
-	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Rev: c.String(), OriginRefspec: refspec}); err != nil {
+	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Rev: c.String(), OriginRefspec: refspec, Stage: req.Stage}); err != nil {
 		return res, err
 	}
 	res.Deployed = true
-	rep.Message(fmt.Sprintf("Deployed %s %s; it boots next", newCm.Version(), c))
+	if req.Stage {
+		rep.Message(fmt.Sprintf("Staged %s %s; it becomes the default when the system shuts down (os-update finalize)", newCm.Version(), c))
+	} else {
+		rep.Message(fmt.Sprintf("Deployed %s %s; it boots next", newCm.Version(), c))
+	}
 	return res, nil
 }
 

@@ -37,19 +37,20 @@ const (
 // repository served over HTTP on loopback, a sysroot with one deployment of
 // it, a private dbus-daemon and os-updated serving that sysroot.
 type host struct {
-	t         *testing.T
-	dir       string
-	server    *repo.Repo
-	signer    *sign.GPGSigner
-	keyFile   string
-	url       string
-	served    *serve.Handler
-	slow      atomic.Int64 // per-request delay in ms (to make cancels land mid-download)
-	sysroot   string
-	bus       string
-	state     string
-	daemon    *exec.Cmd
-	daemonLog *strings.Builder
+	t          *testing.T
+	dir        string
+	server     *repo.Repo
+	signer     *sign.GPGSigner
+	keyFile    string
+	url        string
+	served     *serve.Handler
+	slow       atomic.Int64 // per-request delay in ms (to make cancels land mid-download)
+	sysroot    string
+	bus        string
+	state      string
+	daemon     *exec.Cmd
+	daemonLog  *strings.Builder
+	daemonArgs []string // extra os-updated arguments
 }
 
 func newHost(t *testing.T) *host {
@@ -200,8 +201,9 @@ func (h *host) startDaemon() {
 		h.state = filepath.Join(h.dir, "state.db")
 	}
 	h.daemonLog = &strings.Builder{}
-	cmd := exec.Command(osUpdated, "--bus-address", h.bus, "--sysroot", h.sysroot, "--state", h.state,
-		"--idle-exit", "0", "--reboot-command", "touch "+filepath.Join(h.dir, "rebooted"))
+	args := append([]string{"--bus-address", h.bus, "--sysroot", h.sysroot, "--state", h.state,
+		"--idle-exit", "0", "--reboot-command", "touch " + filepath.Join(h.dir, "rebooted")}, h.daemonArgs...)
+	cmd := exec.Command(osUpdated, args...)
 	cmd.Stderr = h.daemonLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -581,5 +583,37 @@ func TestIdleExitAndDBusActivation(t *testing.T) {
 	h.mustClient("upgrade") // activates it again
 	if st := h.status(); len(st.Deployments) != 2 {
 		t.Fatalf("after reactivation: %+v", st.Deployments)
+	}
+}
+
+func TestAutomaticUpdatePolicies(t *testing.T) {
+	h := newHost(t)
+	// none: the timer's command does nothing.
+	if out := h.mustClient("automatic"); !strings.Contains(out, "disabled") {
+		t.Fatalf("policy none: %s", out)
+	}
+	v2 := h.publish("2", nil)
+	// check: records the available update, deploys nothing.
+	h.killDaemon()
+	h.daemonArgs = []string{"--automatic-update-policy", "check"}
+	h.startDaemon()
+	h.mustClient("automatic")
+	st := h.status()
+	if st.CachedUpdate == nil || !st.CachedUpdate.Available || st.CachedUpdate.Checksum != v2.String() || len(st.Deployments) != 1 {
+		t.Fatalf("policy check: %+v", st)
+	}
+	// stage: downloads and stages; finalize at shutdown makes it the default.
+	h.killDaemon()
+	h.daemonArgs = []string{"--automatic-update-policy", "stage"}
+	h.startDaemon()
+	h.mustClient("automatic")
+	st = h.status()
+	if len(st.Deployments) != 2 || !st.Deployments[0].Staged || st.Deployments[0].Checksum != v2.String() {
+		t.Fatalf("policy stage: %+v", st.Deployments)
+	}
+	osu(t, "finalize", "--sysroot", h.sysroot)
+	st = h.status()
+	if len(st.Deployments) != 2 || st.Deployments[0].Staged || st.Deployments[0].Checksum != v2.String() || !st.Deployments[0].Default {
+		t.Fatalf("after finalize: %+v", st.Deployments)
 	}
 }

@@ -40,12 +40,20 @@ const (
 	OptPreview         = "preview"         // b (Upgrade): check and report package changes
 	OptDownloadOnly    = "download-only"   // b (Upgrade): pull, do not deploy
 	OptAllowDowngrade  = "allow-downgrade" // b (Upgrade, Deploy)
+	OptStage           = "stage"           // b (Upgrade): write the deployment; it becomes the default at shutdown (finalize)
 	OptCleanupRollback = "rollback"        // b (Cleanup): remove the rollback deployment
 	OptCleanupPending  = "pending"         // b (Cleanup): remove the pending deployment
 	OptCleanupCache    = "cache"           // b (Cleanup): remove cached metadata and partial pulls
 	OptKargsAppend     = "append"          // as (KernelArgs)
 	OptKargsDelete     = "delete"          // as (KernelArgs)
 	OptKargsReplace    = "replace"         // as (KernelArgs)
+)
+
+// Automatic update policies (os-updated --automatic-update-policy).
+const (
+	PolicyNone  = "none"  // the timer does nothing
+	PolicyCheck = "check" // the timer checks and records an available update
+	PolicyStage = "stage" // the timer downloads and stages the update; it applies at the next reboot
 )
 
 // Deployment is one entry of Status, as printed by `status --json`.
