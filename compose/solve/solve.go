@@ -58,12 +58,16 @@ type solver struct {
 	byName   map[string][]*rpmmd.Package
 	provides map[string][]provide
 	files    map[string][]*rpmmd.Package
-	parsed   map[string]*expr // rich dependency cache by text
-	steps    int
+	// obsoleters lists, per package name, the packages obsoleting it
+	// (best first).
+	obsoleters map[string][]*rpmmd.Package
+	parsed     map[string]*expr // rich dependency cache by text
+	steps      int
 
 	// state
 	installed map[string]*rpmmd.Package // by name
 	order     []*rpmmd.Package          // insertion order
+	rich      []*rpmmd.Package          // installed packages with rich requires
 	requests  []*expr
 	reqNames  []string
 
@@ -88,7 +92,8 @@ func Solve(ctx context.Context, pool []*rpmmd.Package, requests []string, opts O
 		ctx: ctx, opts: opts, archRank: map[string]int{},
 		byName: map[string][]*rpmmd.Package{}, provides: map[string][]provide{},
 		files: map[string][]*rpmmd.Package{}, parsed: map[string]*expr{},
-		installed: map[string]*rpmmd.Package{},
+		obsoleters: map[string][]*rpmmd.Package{},
+		installed:  map[string]*rpmmd.Package{},
 	}
 	for i, a := range opts.Arches {
 		s.archRank[a] = i
@@ -107,7 +112,7 @@ func Solve(ctx context.Context, pool []*rpmmd.Package, requests []string, opts O
 		s.requests = append(s.requests, e)
 		s.reqNames = append(s.reqNames, r)
 	}
-	err := s.search(0)
+	err := s.search(0, cursor{})
 	if err != nil {
 		return nil, s.failure(err)
 	}
@@ -176,6 +181,14 @@ func (s *solver) index(pool []*rpmmd.Package) error {
 		for _, f := range p.Files {
 			s.files[f] = append(s.files[f], p)
 		}
+		for _, d := range p.Obsoletes {
+			if l := s.obsoleters[d.Name]; len(l) == 0 || l[len(l)-1] != p {
+				s.obsoleters[d.Name] = append(l, p)
+			}
+		}
+	}
+	for name, l := range s.obsoleters {
+		sort.SliceStable(l, func(i, j int) bool { return s.better(name)(l[i], l[j]) })
 	}
 	var missing []string
 	for name := range s.opts.Locked {
@@ -405,24 +418,46 @@ type obligation struct {
 	reqIdx int
 }
 
-func (s *solver) firstUnsatisfied() *obligation {
+// cursor marks how far the plain requirements of installed packages are
+// known to be satisfied. Adding packages never breaks a plain requirement
+// and backtracking restores the exact earlier state, so each search level
+// resumes from its parent's cursor instead of rescanning everything.
+type cursor struct{ pkg, req int }
+
+func (s *solver) firstUnsatisfied(cur cursor) (*obligation, cursor) {
 	for i, r := range s.requests {
 		if !s.eval(r) {
-			return &obligation{e: r, reqIdx: i}
+			return &obligation{e: r, reqIdx: i}, cur
 		}
 	}
-	for _, p := range s.order {
+	// Rich requirements can turn unsatisfied as packages are added (the
+	// condition of an "if" becoming true), so they are always rechecked.
+	for _, p := range s.rich {
 		for _, d := range p.Requires {
-			if strings.HasPrefix(d.Name, "rpmlib(") {
-				continue // provided by rpm itself
-			}
-			e := s.expr(d)
-			if !s.eval(e) {
-				return &obligation{e: e, by: p}
+			if strings.HasPrefix(d.Name, "(") {
+				if e := s.expr(d); !s.eval(e) {
+					return &obligation{e: e, by: p}, cur
+				}
 			}
 		}
 	}
-	return nil
+	for pi := cur.pkg; pi < len(s.order); pi++ {
+		p := s.order[pi]
+		ri := 0
+		if pi == cur.pkg {
+			ri = cur.req
+		}
+		for ; ri < len(p.Requires); ri++ {
+			d := p.Requires[ri]
+			if strings.HasPrefix(d.Name, "rpmlib(") || strings.HasPrefix(d.Name, "(") {
+				continue // rpmlib(): provided by rpm itself; rich: above
+			}
+			if e := s.expr(d); !s.eval(e) {
+				return &obligation{e: e, by: p}, cursor{pi, ri}
+			}
+		}
+	}
+	return nil, cursor{len(s.order), 0}
 }
 
 func (o *obligation) who(s *solver) string {
@@ -491,11 +526,21 @@ func (s *solver) richConflict() string {
 func (s *solver) add(p *rpmmd.Package) {
 	s.installed[p.Name] = p
 	s.order = append(s.order, p)
+	for _, d := range p.Requires {
+		if strings.HasPrefix(d.Name, "(") {
+			s.rich = append(s.rich, p)
+			break
+		}
+	}
 }
 
+// remove undoes the last add.
 func (s *solver) remove(p *rpmmd.Package) {
 	delete(s.installed, p.Name)
 	s.order = s.order[:len(s.order)-1]
+	if n := len(s.rich); n > 0 && s.rich[n-1] == p {
+		s.rich = s.rich[:n-1]
+	}
 }
 
 func (s *solver) note(depth int, missing bool, msg string) {
@@ -524,11 +569,11 @@ var errUnsat = errors.New("unsatisfiable")
 
 // search installs packages until nothing is unsatisfied, trying
 // candidates best first and backtracking on dead ends.
-func (s *solver) search(depth int) error {
+func (s *solver) search(depth int, cur cursor) error {
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
-	ob := s.firstUnsatisfied()
+	ob, cur := s.firstUnsatisfied(cur)
 	if ob == nil {
 		if msg := s.richConflict(); msg != "" {
 			s.note(depth, false, msg)
@@ -556,7 +601,7 @@ func (s *solver) search(depth int) error {
 		}
 		tried++
 		s.add(c)
-		err := s.search(depth + 1)
+		err := s.search(depth+1, cur)
 		if err == nil {
 			return nil
 		}
@@ -575,17 +620,15 @@ func (s *solver) preferObsoleters(cands []*rpmmd.Package) []*rpmmd.Package {
 	var first, rest []*rpmmd.Package
 	seen := map[*rpmmd.Package]bool{}
 	for _, c := range cands {
-		for _, name := range sortedNames(s.byName) {
-			for _, q := range s.byName[name] {
-				if q.Name == c.Name || seen[q] {
-					continue
-				}
-				for _, d := range q.Obsoletes {
-					if obsoletes(d, c) {
-						seen[q] = true
-						first = append(first, q)
-						break
-					}
+		for _, q := range s.obsoleters[c.Name] {
+			if q.Name == c.Name || seen[q] {
+				continue
+			}
+			for _, d := range q.Obsoletes {
+				if obsoletes(d, c) {
+					seen[q] = true
+					first = append(first, q)
+					break
 				}
 			}
 		}
@@ -596,15 +639,6 @@ func (s *solver) preferObsoleters(cands []*rpmmd.Package) []*rpmmd.Package {
 		}
 	}
 	return append(first, rest...)
-}
-
-func sortedNames(m map[string][]*rpmmd.Package) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (s *solver) failure(err error) error {
@@ -645,7 +679,7 @@ func (s *solver) addRecommends() error {
 					}
 					mark := len(s.order)
 					s.add(c)
-					err := s.search(0)
+					err := s.search(0, cursor{})
 					if err == nil {
 						changed = true
 						break
