@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo/object"
 )
 
@@ -100,7 +101,7 @@ func (r *Repo) SetRef(remote, ref string, c object.Checksum) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("set ref %s: %w", ref, err)
 	}
-	if err := writeFileAtomic(p, []byte(c.String()+"\n"), 0o644, r.fsync); err != nil {
+	if err := fsutil.WriteFileAtomic(p, []byte(c.String()+"\n"), 0o644, r.fsync); err != nil {
 		return fmt.Errorf("set ref %s: %w", ref, err)
 	}
 	return nil

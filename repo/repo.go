@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo/keyfile"
 	"golang.org/x/sys/unix"
 )
@@ -102,7 +103,7 @@ func Init(path string, mode Mode) (*Repo, error) {
 	cfg := keyfile.New()
 	cfg.Set("core", "repo_version", "1")
 	cfg.Set("core", "mode", mode.configString())
-	if err := writeFileAtomic(filepath.Join(path, "config"), cfg.Bytes(), 0o644, true); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(path, "config"), cfg.Bytes(), 0o644, true); err != nil {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	for _, d := range []string{"tmp", "extensions", "state", "refs", "refs/heads", "refs/mirrors", "refs/remotes", "objects"} {
@@ -180,7 +181,7 @@ func (r *Repo) loadConfig() error {
 
 // WriteConfig atomically replaces the config file with r.Config().
 func (r *Repo) WriteConfig() error {
-	if err := writeFileAtomic(filepath.Join(r.path, "config"), r.config.Bytes(), 0o644, r.fsync); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(r.path, "config"), r.config.Bytes(), 0o644, r.fsync); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return r.loadConfig()
@@ -188,52 +189,3 @@ func (r *Repo) WriteConfig() error {
 
 // SetFsync overrides core.fsync for this handle (tests and benchmarks).
 func (r *Repo) SetFsync(on bool) { r.fsync = on }
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it if
-// asked, and renames it into place, so readers see the old or new file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if sync {
-		return syncDir(dir)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/osupdate/os-update/bootloader"
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/keyfile"
 	"github.com/osupdate/os-update/repo/object"
@@ -363,7 +364,7 @@ func (s *Sysroot) finishDeployment(d *Deployment) error {
 }
 
 func (s *Sysroot) writeOrigin(d *Deployment) error {
-	if err := writeFileAtomic(s.abs(d.RelDir()+".origin"), d.Origin.Bytes(), 0o644, !s.opts.NoSync); err != nil {
+	if err := fsutil.WriteFileAtomic(s.abs(d.RelDir()+".origin"), d.Origin.Bytes(), 0o644, !s.opts.NoSync); err != nil {
 		return fmt.Errorf("write origin of %s: %w", d.Name(), err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/osupdate/os-update/bootloader"
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 )
@@ -53,7 +54,7 @@ func (s *Sysroot) writeStaged(rec stagedRecord) error {
 	if err := os.MkdirAll(filepath.Dir(s.stagedPath()), 0o755); err != nil {
 		return fmt.Errorf("write staged deployment record: %w", err)
 	}
-	if err := writeFileAtomic(s.stagedPath(), b, 0o644, !s.opts.NoSync); err != nil {
+	if err := fsutil.WriteFileAtomic(s.stagedPath(), b, 0o644, !s.opts.NoSync); err != nil {
 		return fmt.Errorf("write staged deployment record: %w", err)
 	}
 	return nil

@@ -1,0 +1,60 @@
+// Package fsutil holds the file-system primitives every persistent writer
+// of the project shares: atomic replacement of a file and directory syncs.
+package fsutil
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// WriteFileAtomic replaces path with data: it writes a temporary file in
+// the same directory, syncs it (when sync is set), renames it over path and
+// syncs the directory, so a reader or a crash sees the old file or the new
+// one, never a mix.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if sync {
+		return SyncDir(dir)
+	}
+	return nil
+}
+
+// SyncDir makes a directory's entries (creations, renames) durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
