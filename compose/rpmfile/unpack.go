@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -112,6 +113,7 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 	// Hardlink sets: every member but one has no data in the archive;
 	// members are linked to the one written with data.
 	pending := map[int64][]string{}
+	seen := map[string]bool{}
 	written := map[int64]string{}
 	var out []File
 	cr := cpio.NewReader(payload)
@@ -140,6 +142,7 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 		if f == nil {
 			return nil, fmt.Errorf("%s: payload entry %q is not in the header", p.NEVRA(), h.Name)
 		}
+		seen[rel] = true
 		if f.Ghost() || (opts.NoDocs && f.Doc()) {
 			continue
 		}
@@ -201,6 +204,17 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 			}
 			out = append(out, *byPath[other])
 		}
+	}
+	// Every file of the header but ghosts must have come with the payload.
+	var missing []string
+	for rel, f := range byPath {
+		if !seen[rel] && !f.Ghost() {
+			missing = append(missing, f.Path)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("%s: %s is in the header but not in the payload", p.NEVRA(), missing[0])
 	}
 	return out, nil
 }
