@@ -455,19 +455,11 @@ func repoShow(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want REV")
 	}
-	r, err := open()
+	r, c, cm, err := openCommit(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
-	cm, err := r.LoadCommit(c)
-	if err != nil {
-		return err
-	}
 	switch {
 	case *key != "":
 		v, ok := cm.Metadata.Get(*key)
@@ -594,19 +586,11 @@ func repoLs(ctx context.Context, e *env, args []string) error {
 	if len(pos) < 1 {
 		return usagef("want REV [PATH...]")
 	}
-	r, err := open()
+	r, _, cm, err := openCommit(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
-	cm, err := r.LoadCommit(c)
-	if err != nil {
-		return err
-	}
 	paths := pos[1:]
 	if len(paths) == 0 {
 		paths = []string{"/"}
@@ -670,19 +654,11 @@ func repoCat(ctx context.Context, e *env, args []string) error {
 	if len(pos) < 2 {
 		return usagef("want REV PATH...")
 	}
-	r, err := open()
+	r, _, cm, err := openCommit(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
-	cm, err := r.LoadCommit(c)
-	if err != nil {
-		return err
-	}
 	for _, p := range pos[1:] {
 		t, err := lookupPath(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
 		if err != nil {
@@ -794,4 +770,21 @@ func formatXattrs(xs []object.Xattr) string {
 		parts[i] = fmt.Sprintf("(%s, %s)", gvariant.Format(x.Name, gvariant.MustParseType("ay")), gvariant.Format(x.Value, gvariant.MustParseType("ay")))
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// openCommit opens the repository and loads the commit rev names.
+func openCommit(open func() (*repo.Repo, error), rev string) (*repo.Repo, object.Checksum, *object.Commit, error) {
+	r, err := open()
+	if err != nil {
+		return nil, object.Checksum{}, nil, err
+	}
+	c, err := r.ResolveRev(rev)
+	if err == nil {
+		var cm *object.Commit
+		if cm, err = r.LoadCommit(c); err == nil {
+			return r, c, cm, nil
+		}
+	}
+	r.Close()
+	return nil, c, nil, err
 }
