@@ -9,6 +9,7 @@ packages=(
   bubblewrap      # sandbox for RPM scriptlets
   rpm             # rpmbuild and rpmsign for RPM fixtures
   createrepo-c    # rpm-md repository metadata for fixtures
+  libsolv-tools   # testsolv: reference solver for the solver puzzles
   dbus            # dbus-daemon for a private bus
   grub-common     # grub-script-check validates generated grub.cfg
   u-boot-tools    # mkenvimage reads generated uEnv.txt
