@@ -715,6 +715,8 @@ func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, he
 			p.logf("static delta for %s failed, fetching objects instead: %v", c, err)
 		}
 	}
+	// Byte totals describe a delta only; the walk reports objects.
+	p.bytesTot.Store(0)
 	p.stage.Store("objects")
 	if err := p.walk(ctx, c); err != nil {
 		return err
