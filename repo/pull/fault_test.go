@@ -1,14 +1,21 @@
 package pull
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/serve"
 	"github.com/osupdate/os-update/repo/serve/servetest"
 )
 
@@ -155,4 +162,100 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 	fsckClean(t, local)
+}
+
+// replaceBody serves body instead of the real file for one path.
+type replaceBody struct {
+	next http.Handler
+	path string
+	body []byte
+}
+
+func (h replaceBody) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == h.path {
+		w.Header().Set("Content-Length", strconv.Itoa(len(h.body)))
+		w.Write(h.body)
+		return
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// TestHostileObjects: a decompression bomb is cut at the size its header
+// declares, an oversized dirtree is refused at the metadata cap, and a
+// wrong object is refused by checksum; each error names the object, nothing
+// of it is stored, and fsck stays clean.
+func TestHostileObjects(t *testing.T) {
+	f := newFixture(t)
+	cm, err := f.served.LoadCommit(f.commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Find a content object somewhere in the tree.
+	var file object.Checksum
+	var walkFind func(c object.Checksum)
+	walkFind = func(c object.Checksum) {
+		d, _ := f.served.LoadDirTree(c)
+		for _, fe := range d.Files {
+			if file.IsZero() {
+				file = fe.Checksum
+			}
+		}
+		for _, de := range d.Dirs {
+			walkFind(de.Tree)
+		}
+	}
+	walkFind(cm.RootTree)
+
+	// 64 MiB of zeros deflate to ~64 KiB; the header says 10 bytes.
+	hdr, err := (&object.FileHeader{Mode: object.ModeRegular | 0o644}).FilezHeader(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bomb bytes.Buffer
+	bomb.Write(hdr)
+	zw, _ := flate.NewWriter(&bomb, flate.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for i := 0; i < 64; i++ {
+		zw.Write(zeros)
+	}
+	zw.Close()
+
+	h, err := serve.NewHandler(f.served.Path(), serve.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path string
+		body       []byte
+		want       string
+	}{
+		{"bomb", "/objects/" + object.LoosePath(file, object.TypeFile, true), bomb.Bytes(), file.String()},
+		{"oversized dirtree", "/objects/" + object.LoosePath(cm.RootTree, object.TypeDirTree, true), make([]byte, repo.MaxMetadataSize+10), "limit"},
+		{"wrong dirmeta", "/objects/" + object.LoosePath(cm.RootMeta, object.TypeDirMeta, true), []byte("not a dirmeta"), "checksum mismatch"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := servetest.ServeHandler(t, replaceBody{next: h, path: tc.path, body: tc.body}, nil)
+			local := newLocal(t, repo.ModeBare)
+			_, err := Pull(context.Background(), local, f.source(t, srv.URL), Options{Refs: []string{"os/main"}, Retries: 1, RetryBackoff: time.Millisecond})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), srv.URL+tc.path) {
+				t.Fatalf("pull: %v", err)
+			}
+			t.Logf("refused: %v", err)
+			fsckClean(t, local)
+			if ok, _ := local.HasObject(file, object.TypeFile); ok && tc.name == "bomb" {
+				t.Fatal("bomb stored")
+			}
+			var size int64
+			filepath.Walk(local.Path(), func(p string, fi os.FileInfo, err error) error {
+				if err == nil && fi.Mode().IsRegular() {
+					size += fi.Size()
+				}
+				return nil
+			})
+			if size > 8<<20 {
+				t.Fatalf("repository grew to %d bytes", size)
+			}
+		})
+	}
 }
