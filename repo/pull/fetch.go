@@ -197,6 +197,9 @@ func (f *fetcher) try(ctx context.Context, url string, fn func(io.Reader, int64)
 		if errors.As(err, &perm) {
 			return perm
 		}
+		if isTLSVerifyError(err) {
+			return permanent(fmt.Errorf("GET %s: %w", url, err))
+		}
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
@@ -299,4 +302,14 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// isTLSVerifyError reports a certificate the client does not trust:
+// retrying cannot help.
+func isTLSVerifyError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }

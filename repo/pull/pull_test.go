@@ -2,9 +2,11 @@ package pull
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
 	"github.com/osupdate/os-update/repo/remote"
+	"github.com/osupdate/os-update/repo/serve"
 	"github.com/osupdate/os-update/repo/serve/servetest"
 	"github.com/osupdate/os-update/repo/sign"
 	"github.com/osupdate/os-update/repo/sign/gpgtest"
@@ -431,4 +434,36 @@ func TestTimestampCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsckClean(t, local)
+}
+
+// TestTLS: an https remote verifies against tls-ca-path; an untrusted
+// certificate fails at once (no retries) naming the URL.
+func TestTLS(t *testing.T) {
+	f := newFixture(t)
+	h, err := serve.NewHandler(f.served.Path(), serve.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(h)
+	defer ts.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
+	os.WriteFile(caFile, pemBytes, 0o644)
+
+	local := newLocal(t, repo.ModeBare)
+	src := f.source(t, ts.URL)
+	start := time.Now()
+	_, err = Pull(context.Background(), local, src, Options{Refs: []string{"os/main"}})
+	if err == nil || !strings.Contains(err.Error(), ts.URL+"/summary") || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("certificate errors were retried (%v)", time.Since(start))
+	}
+	src.TLS = TLSOptions{CAPath: caFile}
+	if _, err := Pull(context.Background(), local, src, Options{Refs: []string{"os/main"}}); err != nil {
+		t.Fatal(err)
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, f.commit, f.tree)
 }
