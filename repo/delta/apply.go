@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/osupdate/os-update/repo"
@@ -22,7 +23,9 @@ type ApplyOptions struct {
 	// FetchPart returns the bytes of part file index (deltas/…/<index>).
 	// It is not called for inline parts nor for parts whose objects are
 	// all present. Apply reads at most the size the superblock declares
-	// plus one byte and checks size and checksum.
+	// plus one byte and checks size and checksum. It is called from a
+	// goroutine of Apply's (the next part loads while one executes), one
+	// call at a time.
 	FetchPart func(ctx context.Context, index int) (io.ReadCloser, error)
 	// FetchFallback must store the content object n in the transaction
 	// (e.g. by fetching its .filez and calling tx.WriteContent with n's
@@ -64,6 +67,8 @@ func Apply(ctx context.Context, tx *repo.Transaction, superblock []byte, opts Ap
 
 func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, opts ApplyOptions) (*ApplyStats, error) {
 	st := &ApplyStats{}
+	// liblzma's xz decodes about twice as fast as the built-in decoder.
+	xzPath, _ := exec.LookPath("xz")
 	if opts.VerifyCommit != nil {
 		if err := opts.VerifyCommit(ctx, sb); err != nil {
 			return st, err
@@ -88,10 +93,10 @@ func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, 
 		}
 		st.Fallbacks++
 	}
+	// Parts whose objects are all present are skipped, as libostree
+	// does; the rest are fetched and decoded one ahead of execution.
+	var todo []int
 	for i, ph := range sb.Parts {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
 		skip, err := allPresent(tx, ph.Objects)
 		if err != nil {
 			return st, err
@@ -100,35 +105,44 @@ func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, 
 			st.PartsSkipped++
 			continue
 		}
-		raw, inline := sb.Inline[i]
-		if inline {
-			// The superblock's own digest vouches for inline parts when
-			// the summary gives one; the header checksum is checked too.
-			if sha256.Sum256(raw) != ph.Checksum {
-				return st, fmt.Errorf("%s (inline): %w", partLabel(i), malformedf("checksum mismatch"))
-			}
-		} else {
-			if opts.FetchPart == nil {
-				return st, fmt.Errorf("%s: no part source given", partLabel(i))
-			}
-			if raw, err = fetchPart(ctx, opts.FetchPart, i, ph); err != nil {
-				return st, fmt.Errorf("%s: %w", partLabel(i), err)
-			}
-			st.PartBytes += uint64(len(raw))
+		todo = append(todo, i)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type loaded struct {
+		part  *Part
+		bytes int
+		err   error
+	}
+	load := func(i int) <-chan loaded {
+		ch := make(chan loaded, 1)
+		go func() {
+			part, n, err := loadPart(ctx, sb, i, opts.FetchPart, xzPath)
+			ch <- loaded{part, n, err}
+		}()
+		return ch
+	}
+	var next <-chan loaded
+	if len(todo) > 0 {
+		next = load(todo[0])
+	}
+	for k, i := range todo {
+		l := <-next
+		if k+1 < len(todo) {
+			next = load(todo[k+1])
 		}
-		part, err := DecodePart(raw, maxPayload(ph.USize))
-		if err != nil {
-			return st, fmt.Errorf("%s: %w", partLabel(i), err)
+		if l.err != nil {
+			return st, fmt.Errorf("%s: %w", partLabel(i), l.err)
 		}
-		raw = nil
-		n, err := execute(ctx, tx, part, ph.Objects)
+		st.PartBytes += uint64(l.bytes)
+		n, err := execute(ctx, tx, l.part, sb.Parts[i].Objects)
 		st.Objects += n
 		if err != nil {
 			return st, fmt.Errorf("%s: %w", partLabel(i), err)
 		}
 		st.Parts++
 		if opts.Progress != nil {
-			opts.Progress(i+1, len(sb.Parts))
+			opts.Progress(k+1, len(todo))
 		}
 	}
 	if sb.CommitMeta != nil {
@@ -140,6 +154,32 @@ func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, 
 		return st, err
 	}
 	return st, nil
+}
+
+// loadPart fetches (unless inline), verifies and decodes part i. It
+// returns the number of bytes fetched.
+func loadPart(ctx context.Context, sb *Superblock, i int, fetch func(context.Context, int) (io.ReadCloser, error), xzPath string) (*Part, int, error) {
+	ph := sb.Parts[i]
+	raw, inline := sb.Inline[i]
+	fetched := 0
+	if inline {
+		// The superblock's digest (from the summary) vouches for inline
+		// parts; their header checksum is checked as well.
+		if sha256.Sum256(raw) != ph.Checksum {
+			return nil, 0, malformedf("inline part: checksum mismatch")
+		}
+	} else {
+		if fetch == nil {
+			return nil, 0, fmt.Errorf("no part source given")
+		}
+		var err error
+		if raw, err = fetchPart(ctx, fetch, i, ph); err != nil {
+			return nil, 0, err
+		}
+		fetched = len(raw)
+	}
+	part, err := decodePart(ctx, raw, maxPayload(ph.USize), ph.USize+uint64(len(raw)), xzPath)
+	return part, fetched, err
 }
 
 func allPresent(tx *repo.Transaction, objs []object.Name) (bool, error) {

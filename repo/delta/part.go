@@ -2,10 +2,12 @@ package delta
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/bits"
+	"os/exec"
 	"strings"
 
 	"github.com/osupdate/os-update/repo/gvariant"
@@ -54,9 +56,17 @@ func maxPayload(usize uint64) uint64 {
 }
 
 // DecodePart decodes a part file (compression flag and payload). limit
-// bounds the decompressed payload; 0 means maxPayload(usize) is not known
-// and a 1 GiB cap applies.
+// bounds the decompressed payload; 0 means a 1 GiB cap. xz data is
+// decoded by the built-in decoder.
 func DecodePart(raw []byte, limit uint64) (*Part, error) {
+	return decodePart(context.Background(), raw, limit, 0, "")
+}
+
+// decodePart is DecodePart, decoding xz with the xz command at xzPath
+// (liblzma, about twice as fast as the built-in decoder) when it is set.
+// sizeHint presizes the output buffer (the payload is about the part's
+// uncompressed object size).
+func decodePart(ctx context.Context, raw []byte, limit, sizeHint uint64, xzPath string) (*Part, error) {
 	if limit == 0 {
 		limit = 1 << 30
 	}
@@ -68,19 +78,15 @@ func DecodePart(raw []byte, limit uint64) (*Part, error) {
 	case CompressionNone:
 		payload = raw[1:]
 	case CompressionXZ:
-		zr, err := xz.NewReader(bytes.NewReader(raw[1:]))
+		var err error
+		if xzPath != "" {
+			payload, err = unxzCommand(ctx, xzPath, raw[1:], limit, min(sizeHint, limit)+4096)
+		} else {
+			payload, err = unxz(raw[1:], limit, min(sizeHint, limit)+4096)
+		}
 		if err != nil {
-			return nil, malformedf("xz: %v", err)
+			return nil, err
 		}
-		var buf bytes.Buffer
-		n, err := io.Copy(&buf, io.LimitReader(zr, int64(limit)+1))
-		if err != nil {
-			return nil, malformedf("xz: %v", err)
-		}
-		if uint64(n) > limit {
-			return nil, malformedf("decompresses to more than %d bytes", limit)
-		}
-		payload = buf.Bytes()
 	default:
 		return nil, malformedf("unknown compression type %q", raw[0])
 	}
@@ -88,6 +94,53 @@ func DecodePart(raw []byte, limit uint64) (*Part, error) {
 		return nil, malformedf("payload of %d bytes, more than %d", len(payload), limit)
 	}
 	return DecodePayload(payload)
+}
+
+func unxz(data []byte, limit, hint uint64) ([]byte, error) {
+	zr, err := xz.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, malformedf("xz: %v", err)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint))
+	n, err := io.Copy(buf, io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, malformedf("xz: %v", err)
+	}
+	if uint64(n) > limit {
+		return nil, malformedf("decompresses to more than %d bytes", limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// unxzCommand decodes one .xz stream with the xz command, reading at most
+// limit bytes of output (the process is killed beyond that) and letting
+// it use at most 256 MiB of memory whatever dictionary size the stream
+// declares.
+func unxzCommand(ctx context.Context, xzPath string, data []byte, limit, hint uint64) ([]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, xzPath, "--decompress", "--stdout", "--format=xz", "--single-stream", "--memlimit-decompress=256MiB", "--quiet", "--no-warn")
+	cmd.Stdin = bytes.NewReader(data)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("xz: %w", err)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint))
+	n, rerr := io.Copy(buf, io.LimitReader(out, int64(limit)+1))
+	if uint64(n) > limit {
+		cancel()
+		cmd.Wait()
+		return nil, malformedf("decompresses to more than %d bytes", limit)
+	}
+	if werr := cmd.Wait(); werr != nil || rerr != nil {
+		return nil, malformedf("xz: %v %v: %s", werr, rerr, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return buf.Bytes(), nil
 }
 
 // DecodePayload decodes an uncompressed (a(uuu)aa(ayay)ayay) payload.
