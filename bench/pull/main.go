@@ -27,7 +27,8 @@ import (
 
 type result struct {
 	wall   time.Duration
-	maxRSS int64 // KiB
+	cpu    time.Duration // user + system
+	maxRSS int64         // KiB
 }
 
 func run(name string, args ...string) (result, error) {
@@ -41,7 +42,8 @@ func run(name string, args ...string) (result, error) {
 		return result{}, fmt.Errorf("%s %s: %v: %s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return result{wall: wall, maxRSS: ru.Maxrss}, nil
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return result{wall: wall, cpu: cpu, maxRSS: ru.Maxrss}, nil
 }
 
 func must(r result, err error) result {
@@ -193,8 +195,8 @@ func main() {
 		os.RemoveAll(ours)
 		os.RemoveAll(theirs)
 		oursRuns, theirsRuns = append(oursRuns, o), append(theirsRuns, t)
-		fmt.Printf("round %d: fresh %.2fs vs %.2fs, incremental %.2fs vs %.2fs\n", round+1,
-			o.fresh.wall.Seconds(), t.fresh.wall.Seconds(), o.incr.wall.Seconds(), t.incr.wall.Seconds())
+		fmt.Printf("round %d: fresh %.2fs (cpu %.2fs) vs %.2fs (cpu %.2fs), incremental %.2fs vs %.2fs\n", round+1,
+			o.fresh.wall.Seconds(), o.fresh.cpu.Seconds(), t.fresh.wall.Seconds(), t.fresh.cpu.Seconds(), o.incr.wall.Seconds(), t.incr.wall.Seconds())
 	}
 	median := func(xs []sample, pick func(sample) result) result {
 		rs := make([]result, len(xs))
@@ -214,10 +216,10 @@ func main() {
 	incr := func(s sample) result { return s.incr }
 
 	fmt.Printf("\npull over loopback, %d files / %d MiB, bare target, fsync on (defaults), os-update %d workers; median of %d rounds, peak RSS over all\n", *files, *mb, *workers, *rounds)
-	fmt.Printf("%-28s %12s %12s %8s %14s %14s\n", "", "os-update", "ostree", "speedup", "os-update RSS", "ostree RSS")
+	fmt.Printf("%-28s %10s %10s %8s %10s %10s %12s %12s\n", "", "os-update", "ostree", "speedup", "CPU ours", "CPU ostree", "RSS ours", "RSS ostree")
 	row := func(name string, a, b result) {
-		fmt.Printf("%-28s %11.2fs %11.2fs %7.2fx %11.1f MB %11.1f MB\n", name, a.wall.Seconds(), b.wall.Seconds(),
-			b.wall.Seconds()/a.wall.Seconds(), float64(a.maxRSS)/1024, float64(b.maxRSS)/1024)
+		fmt.Printf("%-28s %9.2fs %9.2fs %7.2fx %9.2fs %9.2fs %9.1f MB %9.1f MB\n", name, a.wall.Seconds(), b.wall.Seconds(),
+			b.wall.Seconds()/a.wall.Seconds(), a.cpu.Seconds(), b.cpu.Seconds(), float64(a.maxRSS)/1024, float64(b.maxRSS)/1024)
 	}
 	row("fresh pull", median(oursRuns, fresh), median(theirsRuns, fresh))
 	row(fmt.Sprintf("incremental (%.0f%% changed)", *changed*100), median(oursRuns, incr), median(theirsRuns, incr))
