@@ -16,6 +16,7 @@ import (
 
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/delta"
 	"github.com/osupdate/os-update/repo/object"
 	"github.com/osupdate/os-update/repo/remote"
 	"github.com/osupdate/os-update/repo/serve"
@@ -463,6 +464,74 @@ func TestTLS(t *testing.T) {
 	src.TLS = TLSOptions{CAPath: caFile}
 	if _, err := Pull(context.Background(), local, src, Options{Refs: []string{"os/main"}}); err != nil {
 		t.Fatal(err)
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, f.commit, f.tree)
+}
+
+// TestOwnDeltas: deltas written by repo/delta and listed by our summary
+// are taken by our pull — from nothing for a fresh repository, from the
+// previous commit for an update — with the result identical to the tree.
+func TestOwnDeltas(t *testing.T) {
+	f := newFixture(t)
+	if _, err := delta.Generate(context.Background(), f.served, object.ZeroChecksum, f.commit, delta.GenerateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	servetest.Commit(t, f.served, f.tree, "os/unused", "refresh summary", nil, []sign.Signer{f.signer})
+	local := newLocal(t, repo.ModeBare)
+	f.srv.Log.Reset()
+	res, err := Pull(context.Background(), local, f.source(t, f.srv.URL), Options{Refs: []string{"os/main"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeltasUsed != 1 {
+		t.Fatalf("scratch delta not used: %+v", res)
+	}
+	for _, e := range f.srv.Log.Entries() {
+		if strings.HasSuffix(e.Path, ".filez") || strings.HasSuffix(e.Path, ".dirtree") {
+			t.Fatalf("fetched %s although the delta carries everything", e.Path)
+		}
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, f.commit, f.tree)
+
+	os.WriteFile(filepath.Join(f.tree, "usr/share/many/f010"), []byte("updated"), 0o644)
+	c2 := servetest.Commit(t, f.served, f.tree, "os/main", "second", []sign.Signer{f.signer}, nil)
+	if _, err := delta.Generate(context.Background(), f.served, f.commit, c2, delta.GenerateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	servetest.Commit(t, f.served, f.tree, "os/unused", "refresh summary", nil, []sign.Signer{f.signer})
+	res, err = Pull(context.Background(), local, f.source(t, f.srv.URL), Options{Refs: []string{"os/main"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeltasUsed != 1 {
+		t.Fatalf("update delta not used: %+v", res)
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, c2, f.tree)
+}
+
+// TestDeltaFallback: a delta whose part is corrupt fails, is reported, and
+// the object walk completes the pull.
+func TestDeltaFallback(t *testing.T) {
+	f := newFixture(t)
+	if _, err := delta.Generate(context.Background(), f.served, object.ZeroChecksum, f.commit, delta.GenerateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	servetest.Commit(t, f.served, f.tree, "os/unused", "refresh summary", nil, []sign.Signer{f.signer})
+	part := filepath.Join(f.served.Path(), delta.PartPath(object.ZeroChecksum, f.commit, 0))
+	if err := os.WriteFile(part, []byte("corrupt part"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := newLocal(t, repo.ModeBare)
+	var notes []string
+	res, err := Pull(context.Background(), local, f.source(t, f.srv.URL), Options{Refs: []string{"os/main"}, Log: func(format string, a ...any) { notes = append(notes, fmt.Sprintf(format, a...)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeltasUsed != 0 || len(res.DeltaFailures) != 1 || len(notes) != 1 || !strings.Contains(notes[0], "fetching objects instead") {
+		t.Fatalf("result %+v, notes %q", res, notes)
 	}
 	fsckClean(t, local)
 	checkoutEqual(t, local, f.commit, f.tree)
