@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -45,6 +46,9 @@ type GenerateOptions struct {
 	MaxBsdiffSize  uint64
 	DisableBsdiff  bool
 	DisableRollsum bool
+	// Workers is how many files are diffed at once (default: up to 2).
+	// Each holds an old and a new file and a suffix array in memory.
+	Workers int
 	// Inline stores the parts in the superblock.
 	Inline bool
 	// Compression of the parts; see Compression. Uncompressed is
@@ -201,7 +205,7 @@ func (g *generator) run() (*GenerateStats, error) {
 	}
 	g.slots = make(chan struct{}, 2)
 	defer g.wait()
-	if g.est, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)); err != nil {
+	if g.est, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(4)); err != nil {
 		return nil, err
 	}
 	defer g.est.Close()
@@ -214,13 +218,8 @@ func (g *generator) run() (*GenerateStats, error) {
 	if err := g.walkTarget(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, "/", seen, &content); err != nil {
 		return nil, err
 	}
-	for _, c := range content {
-		if err := g.ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := g.addContent(c); err != nil {
-			return nil, fmt.Errorf("%s (%s): %w", c.path, c.sum, err)
-		}
+	if err := g.encodeAll(content); err != nil {
+		return nil, err
 	}
 	if err := g.flush(); err != nil {
 		return nil, err
@@ -359,52 +358,117 @@ func (g *generator) source(p string, size uint64) (object.Checksum, bool) {
 	return similar(g.byFuzzy[fuzzyKey(path.Clean(dir), base)])
 }
 
-func (g *generator) addContent(nc newContent) error {
+// encoding kinds of a content object.
+const (
+	encWhole = iota
+	encSymlink
+	encRollsum
+	encBsdiff
+	encFallback
+)
+
+// encoded is a content object's chosen encoding, computed in parallel
+// and emitted in tree order.
+type encoded struct {
+	nc    newContent
+	hdr   *object.FileHeader
+	size  uint64
+	kind  int
+	data  []byte // whole: the file data
+	old   object.Checksum
+	segs  []segment // rollsum
+	patch []byte    // bsdiff
+	zsize uint64    // fallback: .filez size
+	err   error
+}
+
+// encodeAll encodes the content objects with up to Workers diffs at a
+// time, emitting the results in order. At most a few encoded objects
+// wait in memory.
+func (g *generator) encodeAll(content []newContent) error {
+	workers := g.opts.Workers
+	if workers <= 0 {
+		workers = min(2, runtime.GOMAXPROCS(0))
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	defer cancel()
+	queue := make(chan chan encoded, 2*workers)
+	sem := make(chan struct{}, workers)
+	go func() {
+		defer close(queue)
+		for _, nc := range content {
+			ch := make(chan encoded, 1)
+			select {
+			case queue <- ch:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				defer func() { <-sem }()
+				ch <- g.encode(ctx, nc)
+			}()
+		}
+	}()
+	for ch := range queue {
+		var e encoded
+		select {
+		case e = <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if e.err != nil {
+			return fmt.Errorf("%s (%s): %w", e.nc.path, e.nc.sum, e.err)
+		}
+		if err := g.emit(e); err != nil {
+			return fmt.Errorf("%s (%s): %w", e.nc.path, e.nc.sum, err)
+		}
+	}
+	return ctx.Err()
+}
+
+// encode chooses how to carry one content object.
+func (g *generator) encode(ctx context.Context, nc newContent) (e encoded) {
+	e.nc = nc
+	if e.err = ctx.Err(); e.err != nil {
+		return e
+	}
 	c, err := g.r.OpenContent(nc.sum)
 	if err != nil {
-		return err
+		e.err = err
+		return e
 	}
 	defer c.Close()
-	h := c.Header
-	n := object.Name{Checksum: nc.sum, Type: object.TypeFile}
-	modeIdx, xattrIdx := g.pw.Mode(h), g.pw.Xattrs(h.Xattrs)
-	if h.IsSymlink() {
-		off := g.pw.Blob([]byte(h.SymlinkTarget))
-		g.pw.Op(OpOpenSpliceAndClose, modeIdx, xattrIdx, uint64(len(h.SymlinkTarget)), off)
-		g.pw.Add(n, uint64(len(h.SymlinkTarget)))
-		g.st.Plain++
-		return g.maybeFlush()
+	e.hdr, e.size = c.Header, c.Size
+	if c.Header.IsSymlink() {
+		e.kind = encSymlink
+		return e
 	}
-	g.st.NewBytes += c.Size
-	var old object.Checksum
-	var haveOld bool
 	if !g.name.From.IsZero() && c.Size > 0 {
-		old, haveOld = g.source(nc.path, c.Size)
-	}
-	var data []byte // the new file's data, once read
-	if haveOld {
-		done, d, err := g.tryDiff(n, c, old, modeIdx, xattrIdx)
-		if err != nil || done {
-			return err
+		if old, ok := g.source(nc.path, c.Size); ok {
+			if e.err = g.tryDiff(&e, c, old); e.err != nil || e.kind != encWhole {
+				return e
+			}
 		}
-		data = d
 	}
 	if !g.opts.NoFallbacks && c.Size > g.opts.MinFallbackSize {
-		if data != nil {
-			return g.addFallback(n, c.Header, c.Size, bytes.NewReader(data))
+		e.kind = encFallback
+		var data io.Reader = c
+		if e.data != nil {
+			data = bytes.NewReader(e.data)
 		}
-		return g.addFallback(n, c.Header, c.Size, c)
+		e.zsize, e.err = g.filezSize(nc.sum, c.Header, c.Size, data)
+		e.data = nil
+		return e
 	}
-	if data == nil {
-		if data, err = readAll(c, c.Size); err != nil {
-			return err
-		}
+	if e.data == nil {
+		e.data, e.err = readAll(c, c.Size)
 	}
-	off := g.pw.Blob(data)
-	g.pw.Op(OpOpenSpliceAndClose, modeIdx, xattrIdx, uint64(len(data)), off)
-	g.pw.Add(n, c.Size)
-	g.st.Plain++
-	return g.maybeFlush()
+	return e
 }
 
 func readAll(r io.Reader, size uint64) ([]byte, error) {
@@ -420,33 +484,30 @@ func (g *generator) estimate(b []byte) int {
 	return len(g.est.EncodeAll(b, make([]byte, 0, len(b)/4+64)))
 }
 
-// tryDiff encodes n against the old file, if that measures smaller than
-// storing it whole. It reports whether n was added, and returns the new
-// data if it read it.
-func (g *generator) tryDiff(n object.Name, c *repo.Content, oldSum object.Checksum, modeIdx, xattrIdx uint64) (bool, []byte, error) {
+// tryDiff measures the rollsum and bsdiff encodings of the new file
+// against the old one and sets e to the smallest, if it beats the whole
+// file. It leaves the new data in e.data when it read it.
+func (g *generator) tryDiff(e *encoded, c *repo.Content, oldSum object.Checksum) error {
 	oc, err := g.r.OpenContent(oldSum)
 	if err != nil {
-		return false, nil, err
+		return err
 	}
 	defer oc.Close()
 	if oc.Size == 0 || oc.Size+c.Size > g.opts.MaxBsdiffSize {
-		return false, nil, nil
+		return nil
 	}
 	old, err := readAll(oc, oc.Size)
 	if err != nil {
-		return false, nil, fmt.Errorf("source %s: %w", oldSum, err)
+		return fmt.Errorf("source %s: %w", oldSum, err)
 	}
 	data, err := readAll(c, c.Size)
 	if err != nil {
-		return false, nil, err
+		return err
 	}
-	plainCost := g.estimate(data)
-
-	bestCost, best := plainCost, ""
-	var segs []segment
+	e.data, e.old = data, oldSum
+	bestCost := g.estimate(data)
 	if !g.opts.DisableRollsum {
-		var literal int
-		segs, literal = rollsumMatch(old, data)
+		segs, literal := rollsumMatch(old, data)
 		if literal < len(data) {
 			lits := make([]byte, 0, literal)
 			for _, s := range segs {
@@ -454,96 +515,111 @@ func (g *generator) tryDiff(n object.Name, c *repo.Content, oldSum object.Checks
 					lits = append(lits, data[s.NewOff:s.NewOff+s.Len]...)
 				}
 			}
-			cost := g.estimate(lits) + 6*len(segs)
-			if cost < bestCost {
-				bestCost, best = cost, "rollsum"
+			if cost := g.estimate(lits) + 6*len(segs); cost < bestCost {
+				bestCost, e.kind, e.segs = cost, encRollsum, segs
 			}
 			// Nearly everything copied: bsdiff cannot do much better
 			// and would cost time.
 			if literal*100 < len(data) {
-				goto decided
+				return nil
 			}
 		}
 	}
 	if !g.opts.DisableBsdiff {
 		patch := bsdiff.Diff(old, data)
 		if cost := g.estimate(patch) + 16; cost < bestCost {
-			bestCost, best = cost, "bsdiff"
-			csumOff := g.pw.Blob(oldSum[:])
-			g.pw.Op(OpSetReadSource, csumOff)
-			g.pw.Op(OpOpen, modeIdx, xattrIdx, c.Size)
-			off := g.pw.Blob(patch)
-			g.pw.Op(OpBspatch, off, uint64(len(patch)))
-			g.pw.Op(OpClose)
-			g.pw.Op(OpUnsetReadSource)
-			g.pw.Add(n, c.Size)
-			g.st.Bsdiff++
-			g.st.ModifiedBytes += c.Size
-			return true, nil, g.maybeFlush()
+			e.kind, e.patch, e.segs = encBsdiff, patch, nil
 		}
 	}
-decided:
-	if best != "rollsum" {
-		return false, data, nil
-	}
-	g.pw.Op(OpOpen, modeIdx, xattrIdx, c.Size)
-	csumOff, srcSet := uint64(0), false
-	for _, s := range segs {
-		if s.Copy {
-			if !srcSet {
-				if csumOff == 0 {
-					csumOff = g.pw.Blob(oldSum[:]) + 1
-				}
-				g.pw.Op(OpSetReadSource, csumOff-1)
-				srcSet = true
-			}
-			g.pw.Op(OpWrite, uint64(s.Len), uint64(s.Off))
-			continue
-		}
-		if srcSet {
-			g.pw.Op(OpUnsetReadSource)
-			srcSet = false
-		}
-		off := g.pw.Blob(data[s.NewOff : s.NewOff+s.Len])
-		g.pw.Op(OpWrite, uint64(s.Len), off)
-	}
-	g.pw.Op(OpClose)
-	if srcSet {
-		g.pw.Op(OpUnsetReadSource)
-	}
-	g.pw.Add(n, c.Size)
-	g.st.Rollsum++
-	g.st.ModifiedBytes += c.Size
-	return true, nil, g.maybeFlush()
+	return nil
 }
 
-// addFallback records a large new object the client fetches whole. The
-// compressed size is that of its .filez form.
-func (g *generator) addFallback(n object.Name, h *object.FileHeader, size uint64, data io.Reader) error {
-	var zsize uint64
+// emit adds an encoded object to the current part (or the fallbacks).
+func (g *generator) emit(e encoded) error {
+	n := object.Name{Checksum: e.nc.sum, Type: object.TypeFile}
+	if e.kind == encFallback {
+		g.sb.Fallbacks = append(g.sb.Fallbacks, Fallback{Object: n, Size: e.zsize, USize: e.size})
+		g.st.Fallbacks++
+		g.st.NewBytes += e.size
+		return nil
+	}
+	pw := g.pw
+	modeIdx, xattrIdx := pw.Mode(e.hdr), pw.Xattrs(e.hdr.Xattrs)
+	switch e.kind {
+	case encSymlink:
+		t := []byte(e.hdr.SymlinkTarget)
+		pw.Op(OpOpenSpliceAndClose, modeIdx, xattrIdx, uint64(len(t)), pw.Blob(t))
+		pw.Add(n, uint64(len(t)))
+		g.st.Plain++
+	case encWhole:
+		pw.Op(OpOpenSpliceAndClose, modeIdx, xattrIdx, uint64(len(e.data)), pw.Blob(e.data))
+		pw.Add(n, e.size)
+		g.st.Plain++
+		g.st.NewBytes += e.size
+	case encBsdiff:
+		// The sequence libostree emits: r, o, B, c, R.
+		pw.Op(OpSetReadSource, pw.Blob(e.old[:]))
+		pw.Op(OpOpen, modeIdx, xattrIdx, e.size)
+		pw.Op(OpBspatch, pw.Blob(e.patch), uint64(len(e.patch)))
+		pw.Op(OpClose)
+		pw.Op(OpUnsetReadSource)
+		pw.Add(n, e.size)
+		g.st.Bsdiff++
+		g.st.ModifiedBytes += e.size
+	case encRollsum:
+		pw.Op(OpOpen, modeIdx, xattrIdx, e.size)
+		csumOff, haveCsum, srcSet := uint64(0), false, false
+		for _, s := range e.segs {
+			if s.Copy {
+				if !srcSet {
+					if !haveCsum {
+						csumOff, haveCsum = pw.Blob(e.old[:]), true
+					}
+					pw.Op(OpSetReadSource, csumOff)
+					srcSet = true
+				}
+				pw.Op(OpWrite, uint64(s.Len), uint64(s.Off))
+				continue
+			}
+			if srcSet {
+				pw.Op(OpUnsetReadSource)
+				srcSet = false
+			}
+			pw.Op(OpWrite, uint64(s.Len), pw.Blob(e.data[s.NewOff:s.NewOff+s.Len]))
+		}
+		pw.Op(OpClose)
+		if srcSet {
+			pw.Op(OpUnsetReadSource)
+		}
+		pw.Add(n, e.size)
+		g.st.Rollsum++
+		g.st.ModifiedBytes += e.size
+	}
+	return g.maybeFlush()
+}
+
+// filezSize is the size of a content object in .filez form, which
+// fallback entries record.
+func (g *generator) filezSize(sum object.Checksum, h *object.FileHeader, size uint64, data io.Reader) (uint64, error) {
 	if g.r.IsArchive() {
 		var st unix.Stat_t
-		if err := unix.Stat(g.r.ObjectPath(n.Checksum, n.Type), &st); err != nil {
-			return err
+		if err := unix.Stat(g.r.ObjectPath(sum, object.TypeFile), &st); err != nil {
+			return 0, err
 		}
-		zsize = uint64(st.Size)
-	} else {
-		cw := &countWriter{}
-		fz, err := object.NewFilezWriter(cw, h, size, repo.CompressionLevel)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(fz, data); err != nil {
-			return err
-		}
-		if err := fz.Close(); err != nil {
-			return err
-		}
-		zsize = cw.n
+		return uint64(st.Size), nil
 	}
-	g.sb.Fallbacks = append(g.sb.Fallbacks, Fallback{Object: n, Size: zsize, USize: size})
-	g.st.Fallbacks++
-	return nil
+	cw := &countWriter{}
+	fz, err := object.NewFilezWriter(cw, h, size, repo.CompressionLevel)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(fz, data); err != nil {
+		return 0, err
+	}
+	if err := fz.Close(); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
 }
 
 type countWriter struct{ n uint64 }

@@ -38,13 +38,14 @@ func TestSuffixArray(t *testing.T) {
 func checkSA(t *testing.T, s []byte) {
 	t.Helper()
 	got := suffixArray(s)
+	fast := sortSuffixes(s)
 	want := make([]int32, len(s))
 	for i := range want {
 		want[i] = int32(i)
 	}
 	sort.Slice(want, func(a, b int) bool { return bytes.Compare(s[want[a]:], s[want[b]:]) < 0 })
 	for i := range want {
-		if got[i] != want[i] {
+		if got[i] != want[i] || fast[i] != want[i] {
 			t.Fatalf("suffix array of %q: got %v, want %v", s, got, want)
 		}
 	}

@@ -16,10 +16,10 @@ const maxMatch = 1 << 16
 // that code shifted by a few bytes still becomes a run of mostly-zero
 // diff bytes, which compresses well.
 //
-// Memory use is about 16 bytes per byte of old, plus the inputs and the
-// patch.
+// Memory use is about 9 bytes per byte of old while the suffix array is
+// built, plus the inputs and the patch.
 func Diff(old, new []byte) []byte {
-	sa := suffixArray(old)
+	sa := sortSuffixes(old)
 	out := make([]byte, 0, len(new)/8+64)
 	var ctrl [24]byte
 	emit := func(diffOld, diffNew, extra []byte, seek int) {
