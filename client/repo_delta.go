@@ -60,6 +60,8 @@ func deltaGenerate(ctx context.Context, e *env, args []string) error {
 	maxBsdiff := f.String("max-bsdiff-size", "128", "diff file pairs up to this many megabytes together")
 	noBsdiff := f.Bool("disable-bsdiff", false, "never use bsdiff")
 	noFallbacks := f.Bool("no-fallbacks", false, "put every object in the parts")
+	compression := f.String("compression", "auto", "part compression: auto (xz command if installed), builtin, xz, none")
+	extreme := f.Bool("xz-extreme", false, "use xz's extreme presets (slower, a few percent smaller)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -83,7 +85,10 @@ func deltaGenerate(ctx context.Context, e *env, args []string) error {
 			return usagef("%s: %v", s.nm, err)
 		}
 	}
-	opts.Inline, opts.DisableBsdiff, opts.NoFallbacks = *inline, *noBsdiff, *noFallbacks
+	opts.Inline, opts.DisableBsdiff, opts.NoFallbacks, opts.XZExtreme = *inline, *noBsdiff, *noFallbacks, *extreme
+	if opts.Compression, err = delta.ParseCompression(*compression); err != nil {
+		return usagef("--compression: %v", err)
+	}
 	r, err := open()
 	if err != nil {
 		return err
