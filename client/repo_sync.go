@@ -517,7 +517,8 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	metaOnly := f.Bool("commit-metadata-only", false, "fetch only the commit objects (verified); refs do not move")
 	noDeltas := f.Bool("disable-static-deltas", false, "never use static deltas")
 	tsCheck := f.Bool("timestamp-check", false, "refuse a commit older than the one the ref points to")
-	workers := f.Int("workers", 8, "parallel object fetches")
+	workers := f.Int("workers", 16, "objects fetched and written in parallel")
+	conns := f.Int("connections", 8, "HTTP connections per host")
 	quiet := f.Bool("quiet", false, "no progress output")
 	remotesD := f.String("remotes-d", "", "also read remotes from this remotes.d directory")
 	pos, err := f.parse(args)
@@ -551,7 +552,7 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	}
 	opts := pull.Options{
 		Refs: refs, Branches: rem.Branches, Mirror: *mirror, CommitMetadataOnly: *metaOnly,
-		Depth: *depth, Workers: *workers, DisableDeltas: *noDeltas, TimestampCheck: *tsCheck,
+		Depth: *depth, Workers: *workers, Connections: *conns, DisableDeltas: *noDeltas, TimestampCheck: *tsCheck,
 		Log: func(format string, a ...any) { fmt.Fprintf(e.stderr, "note: "+format+"\n", a...) },
 	}
 	if !*quiet {

@@ -102,7 +102,7 @@ func main() {
 	mb := flag.Int("mb", 300, "total size of the tree in MiB")
 	changed := flag.Float64("changed", 0.05, "fraction of files changed by the second commit")
 	bin := flag.String("os-update", "", "os-update binary (default: build ./cmd/os-update)")
-	workers := flag.Int("workers", 8, "os-update pull workers")
+	workers := flag.Int("workers", 16, "os-update pull workers (its default)")
 	rounds := flag.Int("rounds", 3, "rounds (the median is reported)")
 	flag.Parse()
 

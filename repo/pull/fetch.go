@@ -84,8 +84,8 @@ func newFetcher(opts *Options, tlsOpts TLSOptions) (*fetcher, error) {
 		TLSClientConfig:       tcfg,
 		TLSHandshakeTimeout:   opts.ConnectTimeout,
 		ResponseHeaderTimeout: opts.StallTimeout,
-		MaxIdleConnsPerHost:   opts.Workers + 2,
-		MaxConnsPerHost:       opts.Workers + 2,
+		MaxIdleConnsPerHost:   opts.Connections,
+		MaxConnsPerHost:       opts.Connections,
 		IdleConnTimeout:       90 * time.Second,
 		// Objects are compressed already; and a transparently gunzipped
 		// body would escape the size bounds checked here.

@@ -135,8 +135,13 @@ type Options struct {
 	// to locally (a replayed old, validly signed commit), before any
 	// content is fetched.
 	TimestampCheck bool
-	// Workers bounds parallel object fetches (default 8).
-	Workers int
+	// Workers is how many objects are fetched and written in parallel
+	// (default 16); Connections bounds the HTTP connections to each host
+	// (default 8, like libostree). Small objects are read whole and their
+	// connection released before they are written, so writers waiting on
+	// the disk do not hold connections.
+	Workers     int
+	Connections int
 	// Retries per request for transient failures (default 5).
 	Retries int
 	// RetryBackoff is the first retry delay, doubled each time (default 250ms).
@@ -216,7 +221,10 @@ func (p *puller) fetchBytes(ctx context.Context, url string, max int64) ([]byte,
 // Pull fetches refs from src into r.
 func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result, error) {
 	if opts.Workers <= 0 {
-		opts.Workers = 8
+		opts.Workers = 16
+	}
+	if opts.Connections <= 0 {
+		opts.Connections = 8
 	}
 	if opts.Retries <= 0 {
 		opts.Retries = 5

@@ -1,6 +1,7 @@
 package pull
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -282,12 +283,29 @@ func (p *puller) metaObject(ctx context.Context, n object.Name, w *workerTx) ([]
 	return data, w.staged()
 }
 
+// smallObject is the largest .filez read into memory before it is
+// written; Workers buffers of it bound the memory this takes.
+const smallObject = 1 << 20
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallObject); return &b }}
+
 // fetchContent fetches a .filez object and stores it through tx. The
 // decompressed stream never exceeds the size its header declares, and the
 // object is staged only if it hashes to c.
 func (p *puller) fetchContent(ctx context.Context, tx *repo.Transaction, c object.Checksum) error {
 	url := p.contentURL("objects/" + object.LoosePath(c, object.TypeFile, true))
 	return p.f.get(ctx, url, func(body io.Reader, length int64) error {
+		if length >= 0 && length <= smallObject {
+			// Read it whole: the connection goes back to the pool now,
+			// not after the (slower) decompress, hash and write.
+			bp := smallBufs.Get().(*[]byte)
+			defer smallBufs.Put(bp)
+			buf := (*bp)[:length]
+			if _, err := io.ReadFull(body, buf); err != nil {
+				return transient(fmt.Errorf("got fewer than %d bytes: %w", length, err))
+			}
+			body = bytes.NewReader(buf)
+		}
 		fz, err := object.NewFilezReader(body)
 		if err != nil {
 			return fmt.Errorf("%s.file: %w", c, err)
