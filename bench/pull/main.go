@@ -223,6 +223,17 @@ func main() {
 	}
 	row("fresh pull", median(oursRuns, fresh), median(theirsRuns, fresh))
 	row(fmt.Sprintf("incremental (%.0f%% changed)", *changed*100), median(oursRuns, incr), median(theirsRuns, incr))
+	// Rounds are paired (run back to back), so the median of per-round
+	// ratios is less sensitive to load changing on a shared machine.
+	pairedRatio := func(pick func(sample) result) float64 {
+		var rs []float64
+		for i := range oursRuns {
+			rs = append(rs, pick(theirsRuns[i]).wall.Seconds()/pick(oursRuns[i]).wall.Seconds())
+		}
+		sort.Float64s(rs)
+		return rs[len(rs)/2]
+	}
+	fmt.Printf("median of per-round speedups: fresh %.2fx, incremental %.2fx\n", pairedRatio(fresh), pairedRatio(incr))
 }
 
 func fail(err error) {

@@ -285,7 +285,7 @@ func (p *puller) metaObject(ctx context.Context, n object.Name, w *workerTx) ([]
 
 // smallObject is the largest .filez read into memory before it is
 // written; Workers buffers of it bound the memory this takes.
-const smallObject = 1 << 20
+const smallObject = 256 << 10
 
 var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallObject); return &b }}
 
