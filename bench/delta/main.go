@@ -43,7 +43,7 @@ import (
 func main() {
 	work := flag.String("work", "", "scratch directory (default: a new temporary directory, removed at the end)")
 	pairs := flag.String("pairs", "synthetic,gobuild", "comma-separated commit pairs to measure")
-	oldRev := flag.String("old-rev", "HEAD~40", "git revision of the older os-update build for the gobuild pair")
+	oldRev := flag.String("old-rev", "HEAD~5", "git revision of the older os-update build for the gobuild pair")
 	flag.Parse()
 	if err := run(*work, strings.Split(*pairs, ","), *oldRev); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -171,7 +171,7 @@ func measure(pair, dir, v1, v2 string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-10s %-6s %12d %9s %9s   (full commit %d bytes; object walk from v1 %d bytes)\n", pair, "-", 0, "", "", full, walk)
+	fmt.Printf("%-10s full commit %d bytes (archive objects); object-walk update from v1 %d bytes\n", pair, full, walk)
 
 	type result struct {
 		size       int64
@@ -185,7 +185,9 @@ func measure(pair, dir, v1, v2 string) error {
 		client := filepath.Join(dir, "client-"+tool)
 		switch tool {
 		case "ours":
-			if _, err := delta.Generate(ctx, r, object.Checksum{}, a, delta.GenerateOptions{}); err != nil {
+			// The from-empty delta only seeds the client; no fallbacks,
+			// since offline apply cannot fetch them.
+			if _, err := delta.Generate(ctx, r, object.Checksum{}, a, delta.GenerateOptions{NoFallbacks: true}); err != nil {
 				return err
 			}
 			if rs.gen, err = timed(func() error {
@@ -210,7 +212,7 @@ func measure(pair, dir, v1, v2 string) error {
 			}
 			cr.Close()
 		case "ostree":
-			if _, err := sh("ostree", "--repo="+theirs, "static-delta", "generate", "--empty", "--to="+a.String()); err != nil {
+			if _, err := sh("ostree", "--repo="+theirs, "static-delta", "generate", "--min-fallback-size=100000", "--empty", "--to="+a.String()); err != nil {
 				return err
 			}
 			if rs.gen, err = timed(func() error {
