@@ -167,7 +167,7 @@ type Options struct {
 // Result reports what a pull did.
 type Result struct {
 	Refs           map[string]object.Checksum // ref -> commit
-	ObjectsFetched int
+	ObjectsFetched int                        // objects downloaded one by one (not from deltas)
 	BytesFetched   int64
 	Requests       int64
 	DeltasUsed     int
@@ -181,7 +181,8 @@ type puller struct {
 	f    *fetcher
 	res  *Result
 
-	objDone    atomic.Int64
+	objDone    atomic.Int64 // objects handled, present or fetched
+	fetched    atomic.Int64 // objects downloaded one by one
 	objTotal   atomic.Int64
 	bytesTot   atomic.Int64
 	partsDone  atomic.Int64
@@ -263,7 +264,7 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 	stopProgress()
 	p.res.BytesFetched = f.bytes.Load()
 	p.res.Requests = f.requests.Load()
-	p.res.ObjectsFetched = int(p.objDone.Load())
+	p.res.ObjectsFetched = int(p.fetched.Load())
 	if err != nil {
 		return p.res, fmt.Errorf("pull from %s: %w", src.URL, err)
 	}
@@ -539,6 +540,9 @@ func (p *puller) fetchCommit(ctx context.Context, c object.Checksum, sizeHint ui
 			data = b
 			return nil
 		})
+		if err == nil {
+			p.fetched.Add(1)
+		}
 	}
 	if err != nil {
 		return nil, nil, false, err

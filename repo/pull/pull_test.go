@@ -127,17 +127,26 @@ func TestPullVerifiedIntoBareAndArchive(t *testing.T) {
 	os.WriteFile(filepath.Join(f.tree, "usr/share/many/f007"), []byte("changed"), 0o644)
 	c2 := servetest.Commit(t, f.served, f.tree, "os/main", "second", []sign.Signer{f.signer}, []sign.Signer{f.signer})
 	f.srv.Log.Reset()
-	if _, err := Pull(context.Background(), local, f.source(t, f.srv.URL), Options{Refs: []string{"os/main"}, DisableDeltas: true}); err != nil {
+	res, err := Pull(context.Background(), local, f.source(t, f.srv.URL), Options{Refs: []string{"os/main"}, DisableDeltas: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var filez int
+	var filez, objects int
 	for _, e := range f.srv.Log.Entries() {
 		if strings.HasSuffix(e.Path, ".filez") {
 			filez++
 		}
+		for _, ext := range []string{".filez", ".dirtree", ".dirmeta", ".commit"} {
+			if strings.HasSuffix(e.Path, ext) && e.Status == 200 {
+				objects++
+			}
+		}
 	}
 	if filez != 1 {
 		t.Fatalf("incremental pull fetched %d content objects, want 1", filez)
+	}
+	if res.ObjectsFetched != objects {
+		t.Fatalf("result says %d objects fetched, the server served %d", res.ObjectsFetched, objects)
 	}
 	fsckClean(t, local)
 	checkoutEqual(t, local, c2, f.tree)

@@ -280,6 +280,7 @@ func (p *puller) metaObject(ctx context.Context, n object.Name, w *workerTx) ([]
 	if _, err := tx.WriteMeta(n.Type, data, &n.Checksum); err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)
 	}
+	p.fetched.Add(1)
 	return data, w.staged()
 }
 
@@ -323,6 +324,7 @@ func (p *puller) fetchContent(ctx context.Context, tx *repo.Transaction, c objec
 		if _, err := w.Commit(&c); err != nil {
 			return err
 		}
+		p.fetched.Add(1)
 		return nil
 	})
 }
