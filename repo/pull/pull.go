@@ -23,6 +23,7 @@
 package pull
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -383,6 +384,15 @@ func (p *puller) fetchSummary(ctx context.Context) (*summary.Summary, []byte, []
 	if err != nil && !errors.Is(err, errNotFound) {
 		return nil, nil, nil, err
 	}
+	if sig != nil {
+		if cached := p.cachedSummary(sig); cached != nil {
+			if s, err := p.checkSummary(cached, sig); err == nil {
+				return s, cached, sig, nil
+			}
+			// A cached copy that no longer verifies (keys changed, or
+			// damaged) is simply downloaded again.
+		}
+	}
 	data, err := p.fetchBytes(ctx, p.metaURL("summary"), summary.MaxSize)
 	if errors.Is(err, errNotFound) {
 		if len(p.src.SummaryVerifiers) > 0 {
@@ -393,26 +403,84 @@ func (p *puller) fetchSummary(ctx context.Context) (*summary.Summary, []byte, []
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	s, err := p.checkSummary(data, sig)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if sig != nil {
+		p.cacheSummary(data, sig)
+	}
+	return s, data, sig, nil
+}
+
+// checkSummary verifies (when required) and parses summary bytes.
+func (p *puller) checkSummary(data, sig []byte) (*summary.Summary, error) {
 	if len(p.src.SummaryVerifiers) > 0 {
 		if sig == nil {
-			return nil, nil, nil, fmt.Errorf("summary verification is on, but %s is missing", p.metaURL("summary.sig"))
+			return nil, fmt.Errorf("summary verification is on, but %s is missing", p.metaURL("summary.sig"))
 		}
 		m, err := object.UnmarshalMetadata(sig)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("summary.sig: %w", err)
+			return nil, fmt.Errorf("summary.sig: %w", err)
 		}
 		if _, err := sign.Verify(data, m, p.src.SummaryVerifiers...); err != nil {
-			return nil, nil, nil, fmt.Errorf("summary signature: %w", err)
+			return nil, fmt.Errorf("summary signature: %w", err)
 		}
 	}
 	s, err := summary.Parse(data)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if mode := s.Mode(); mode != "" && mode != "archive" && mode != "archive-z2" {
-		return nil, nil, nil, fmt.Errorf("remote repository mode is %q; only archive repositories can be pulled from", mode)
+		return nil, fmt.Errorf("remote repository mode is %q; only archive repositories can be pulled from", mode)
 	}
-	return s, data, sig, nil
+	return s, nil
+}
+
+// summaryCache returns where a remote's summary and signature are
+// cached: tmp/cache/summaries/NAME{,.sig}, libostree's location.
+func (p *puller) summaryCache() (string, string) {
+	if p.src.Name == "" {
+		return "", ""
+	}
+	base := filepath.Join(p.r.Path(), "tmp", "cache", "summaries", p.src.Name)
+	return base, base + ".sig"
+}
+
+// cachedSummary returns the cached summary when the server's signature is
+// byte-identical to the cached one, so an unchanged summary is not
+// downloaded again. The cached bytes are verified like fresh ones.
+func (p *puller) cachedSummary(sig []byte) []byte {
+	sumPath, sigPath := p.summaryCache()
+	if sumPath == "" {
+		return nil
+	}
+	old, err := os.ReadFile(sigPath)
+	if err != nil || !bytes.Equal(old, sig) {
+		return nil
+	}
+	data, err := os.ReadFile(sumPath)
+	if err != nil || len(data) > summary.MaxSize {
+		return nil
+	}
+	return data
+}
+
+// cacheSummary stores a verified summary and its signature; failures only
+// cost a download next time.
+func (p *puller) cacheSummary(data, sig []byte) {
+	sumPath, sigPath := p.summaryCache()
+	if sumPath == "" || data == nil {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(sumPath), 0o755); err != nil {
+		return
+	}
+	// The signature goes last: it is what marks the pair as usable.
+	os.Remove(sigPath)
+	if summary.WriteFileAtomic(sumPath, data) == nil {
+		summary.WriteFileAtomic(sigPath, sig)
+	}
 }
 
 // checkRemoteConfig reads the remote's config when there is no summary, to

@@ -545,3 +545,51 @@ func TestDeltaFallback(t *testing.T) {
 	fsckClean(t, local)
 	checkoutEqual(t, local, f.commit, f.tree)
 }
+
+// TestSummaryCache: an unchanged summary.sig means the cached summary is
+// used (and verified again); a new one, or a damaged cache, means a fresh
+// download.
+func TestSummaryCache(t *testing.T) {
+	f := newFixture(t)
+	local := newLocal(t, repo.ModeBare)
+	src := f.source(t, f.srv.URL)
+	summaryGets := func() int {
+		n := 0
+		for _, e := range f.srv.Log.Entries() {
+			if e.Path == "/summary" {
+				n++
+			}
+		}
+		return n
+	}
+	pull := func() {
+		t.Helper()
+		f.srv.Log.Reset()
+		if _, err := Pull(context.Background(), local, src, Options{Refs: []string{"os/main"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull()
+	if summaryGets() != 1 {
+		t.Fatal("first pull did not fetch the summary")
+	}
+	pull()
+	if summaryGets() != 0 {
+		t.Fatal("unchanged summary fetched again")
+	}
+	cache := filepath.Join(local.Path(), "tmp", "cache", "summaries", "origin")
+	os.WriteFile(cache, []byte("damaged"), 0o644)
+	pull()
+	if summaryGets() != 1 {
+		t.Fatal("damaged cache not replaced by a download")
+	}
+	c2 := servetest.Commit(t, f.served, f.tree, "os/main", "second", []sign.Signer{f.signer}, []sign.Signer{f.signer})
+	pull()
+	if summaryGets() != 1 {
+		t.Fatal("new summary not fetched")
+	}
+	if got, _ := local.ReadRef("origin", "os/main"); got != c2 {
+		t.Fatalf("ref %s, want %s", got, c2)
+	}
+	fsckClean(t, local)
+}
