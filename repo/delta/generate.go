@@ -274,13 +274,13 @@ func (g *generator) walkTarget(t repo.Tree, dir string, seen repo.Reachable, con
 		return err
 	}
 	dtName := object.Name{Checksum: t.DirTree, Type: object.TypeDirTree}
-	if g.have.Has(dtName) || seen.Has(dtName) {
-		// The source (or an earlier part) has this whole subtree.
-		if !g.have.Has(dtName) {
-			return nil
-		}
+	if g.have.Has(dtName) {
+		// The source has this whole subtree (indexSource saw all of it).
 		g.st.Reused++
 		return nil
+	}
+	if seen.Has(dtName) {
+		return nil // the same subtree elsewhere in the target, emitted already
 	}
 	if err := g.addMeta(dtName, seen); err != nil {
 		return err
