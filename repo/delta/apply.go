@@ -224,6 +224,7 @@ type executor struct {
 	next int // index of the object the next S or o creates
 
 	src     *readSource
+	lastSrc *readSource // stays open until the part ends
 	cur     *repo.ContentWriter
 	curSize uint64
 	curN    uint64
@@ -263,14 +264,34 @@ func (e *executor) cleanup() {
 		e.cur.Abort()
 		e.cur = nil
 	}
-	e.unsetSource()
+	e.src = nil
+	if e.lastSrc != nil {
+		e.lastSrc.Close()
+		e.lastSrc = nil
+	}
 }
 
-func (e *executor) unsetSource() {
-	if e.src != nil {
-		e.src.Close()
-		e.src = nil
+// unsetSource clears the read source but keeps it open: operation
+// streams toggle r/R around every literal run, and reopening an archive
+// object means decompressing it again.
+func (e *executor) unsetSource() { e.src = nil }
+
+// setSource makes object c the read source, reusing the last one opened.
+func (e *executor) setSource(c object.Checksum) error {
+	if e.lastSrc != nil && e.lastSrc.name == c {
+		e.src = e.lastSrc
+		return nil
 	}
+	if e.lastSrc != nil {
+		e.lastSrc.Close()
+		e.lastSrc = nil
+	}
+	src, err := openSource(e.tx.Repo(), c)
+	if err != nil {
+		return err
+	}
+	e.src, e.lastSrc = src, src
+	return nil
 }
 
 // blob returns blob[off:off+n] or an error if out of range.
@@ -400,8 +421,7 @@ func (e *executor) run(op Op) error {
 			return err
 		}
 		c, _ := object.ChecksumFromBytes(b)
-		e.unsetSource()
-		if e.src, err = openSource(e.tx.Repo(), c); err != nil {
+		if err := e.setSource(c); err != nil {
 			return err
 		}
 	case OpUnsetReadSource:
