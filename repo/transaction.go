@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/osupdate/os-update/repo/object"
@@ -118,7 +119,15 @@ func (r *Repo) cleanStaleStaging() {
 		return
 	}
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "staging-") {
+		switch {
+		case strings.HasPrefix(e.Name(), "staging-"):
+		case strings.HasPrefix(e.Name(), "init-"):
+			// Only a process that died between mkdir and rename leaves
+			// one; give a live one far more than that moment.
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < 10*time.Minute {
+				continue
+			}
+		default:
 			continue
 		}
 		p := filepath.Join(tmp, e.Name())
