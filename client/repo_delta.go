@@ -120,8 +120,8 @@ func deltaGenerate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	e.printf("Generated delta %s\n", st.Name)
-	e.printf("  %d parts, %d fallbacks, %d bytes (superblock %d, parts %d) in %.2fs\n",
-		st.Parts, st.Fallbacks, st.TotalSize(), st.SuperblockSize, st.PartsSize, time.Since(start).Seconds())
+	e.printf("  %d parts, %d bytes (superblock %d, parts %d); %d fallbacks, %d bytes; in %.2fs\n",
+		st.Parts, st.TotalSize(), st.SuperblockSize, st.PartsSize, st.Fallbacks, st.FallbackSize, time.Since(start).Seconds())
 	e.printf("  objects: %d reused, %d metadata, %d whole, %d rollsum, %d bsdiff\n", st.Reused, st.Meta, st.Plain, st.Rollsum, st.Bsdiff)
 	return nil
 }

@@ -41,8 +41,8 @@ type GenerateOptions struct {
 	MinFallbackSize uint64
 	NoFallbacks     bool
 	// MaxBsdiffSize bounds old+new size of a file pair that is diffed in
-	// memory (rollsum or bsdiff); memory use is about 18 bytes per byte
-	// of the old file.
+	// memory (rollsum or bsdiff); memory use is both files plus about 9
+	// bytes per byte of the old file.
 	MaxBsdiffSize  uint64
 	DisableBsdiff  bool
 	DisableRollsum bool
@@ -51,10 +51,8 @@ type GenerateOptions struct {
 	Workers int
 	// Inline stores the parts in the superblock.
 	Inline bool
-	// Compression of the parts; see Compression. Uncompressed is
-	// CompressNone.
-	Compression  Compression
-	Uncompressed bool
+	// Compression of the parts; see Compression.
+	Compression Compression
 	// XZExtreme uses xz's extreme presets (about 5% smaller, twice as
 	// slow) when compressing with the xz command.
 	XZExtreme bool
@@ -70,14 +68,16 @@ type GenerateStats struct {
 	Digest                  [32]byte // of the superblock
 	Parts, Fallbacks        int
 	SuperblockSize          int64
-	PartsSize               int64  // bytes of all part files (inline included)
+	PartsSize               int64  // bytes of the part files (0 if inline: they are in the superblock)
+	FallbackSize            int64  // .filez bytes of the fallback objects, fetched separately
 	Reused                  int    // objects of the target the source already has
 	Plain, Rollsum, Bsdiff  int    // content objects by encoding
 	Meta                    int    // metadata objects
 	NewBytes, ModifiedBytes uint64 // uncompressed sizes of new and modified content
 }
 
-// TotalSize is the delta's size on the wire: superblock plus parts.
+// TotalSize is the size of the delta's files: superblock plus parts
+// (fallbacks come on top).
 func (s *GenerateStats) TotalSize() int64 {
 	return s.SuperblockSize + s.PartsSize
 }
@@ -196,11 +196,7 @@ func (g *generator) run() (*GenerateStats, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(g.stage)
-	comp := o.Compression
-	if o.Uncompressed {
-		comp = CompressNone
-	}
-	if g.compress, err = newCompressor(comp, o.XZExtreme); err != nil {
+	if g.compress, err = newCompressor(o.Compression, o.XZExtreme); err != nil {
 		return nil, err
 	}
 	g.slots = make(chan struct{}, 2)
@@ -540,6 +536,7 @@ func (g *generator) emit(e encoded) error {
 	if e.kind == encFallback {
 		g.sb.Fallbacks = append(g.sb.Fallbacks, Fallback{Object: n, Size: e.zsize, USize: e.size})
 		g.st.Fallbacks++
+		g.st.FallbackSize += int64(e.zsize)
 		g.st.NewBytes += e.size
 		return nil
 	}
