@@ -484,7 +484,16 @@ func (b *HostBackend) fetchCommit(ctx context.Context, s *sysroot.Sysroot, remot
 	if remoteName == "" {
 		return fmt.Errorf("commit %s is not in the repository", c)
 	}
-	return fmt.Errorf("commit %s is not downloaded, and pulling a commit other than the ref's head is not supported yet", c)
+	src, err := b.source(s.Repo(), remoteName)
+	if err != nil {
+		return err
+	}
+	opts := b.cfg.PullOptions
+	opts.Refs = []string{ref + "@" + c.String()}
+	if _, err := pull.Pull(ctx, s.Repo(), src, opts); err != nil {
+		return fmt.Errorf("pull %s: %w", c, err)
+	}
+	return nil
 }
 
 // DbDiff compares two revisions; by default the current deployment with the

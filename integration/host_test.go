@@ -617,3 +617,26 @@ func TestAutomaticUpdatePolicies(t *testing.T) {
 		t.Fatalf("after finalize: %+v", st.Deployments)
 	}
 }
+
+func TestDeployOlderVersionNotDownloaded(t *testing.T) {
+	h := newHost(t)
+	v2 := h.publish("2", map[string]string{"usr/bin/only-in-2": "2\n"})
+	v3 := h.publish("3", nil)
+	h.mustClient("upgrade")
+	if st := h.status(); st.Deployments[0].Checksum != v3.String() {
+		t.Fatalf("upgrade: %+v", st.Deployments)
+	}
+	h.mustClient("deploy", "2")
+	st := h.status()
+	if st.Deployments[0].Checksum != v2.String() || st.Deployments[0].Version != "2" {
+		t.Fatalf("deploy 2: %+v", st.Deployments)
+	}
+	dep := filepath.Join(h.sysroot, "ostree/deploy", testOS, "deploy", v2.String()+".0", "usr/bin/only-in-2")
+	if b, err := os.ReadFile(dep); err != nil || string(b) != "2\n" {
+		t.Fatalf("deployed v2 lacks its file: %v", err)
+	}
+	h.mustClient("deploy", v3.String()[:12])
+	if st := h.status(); st.Deployments[0].Checksum != v3.String() {
+		t.Fatalf("deploy by checksum: %+v", st.Deployments)
+	}
+}
