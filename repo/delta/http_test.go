@@ -25,10 +25,17 @@ func TestOstreePullOurDeltas(t *testing.T) {
 	ctx := context.Background()
 	src, c, dirs := commitVersions(t, repo.ModeArchive, 2)
 	a, b := c[0], c[1]
-	for _, n := range []Name{{To: a}, {From: a, To: b}} {
-		if _, err := Generate(ctx, src, n.From, n.To, GenerateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	// The from-empty delta leaves its larger files as fallbacks, which
+	// ostree must fetch as plain objects.
+	st, err := Generate(ctx, src, object.Checksum{}, a, GenerateOptions{MinFallbackSize: 300_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fallbacks == 0 {
+		t.Fatalf("no fallbacks: %+v", st)
+	}
+	if _, err := Generate(ctx, src, a, b, GenerateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 
 	var mu sync.Mutex
