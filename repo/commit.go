@@ -131,6 +131,10 @@ type treeNode struct {
 // WriteDir reads the directory tree at dir into objects and returns its
 // root. File hashing and writing run in parallel.
 func (tx *Transaction) WriteDir(ctx context.Context, dir string, opts TreeOptions) (Tree, error) {
+	if tx.r.mode == ModeBareUserOnly {
+		// As `ostree commit` does for this mode: only what it can store.
+		opts.CanonicalPermissions, opts.NoXattrs = true, true
+	}
 	root := &treeNode{path: "/", isDir: true}
 	var files []*treeNode
 	if err := scanDir(ctx, dir, root, opts, &files); err != nil {

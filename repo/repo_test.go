@@ -428,3 +428,23 @@ func TestUnsupportedFileTypeNamed(t *testing.T) {
 }
 
 func mkfifo(p string) error { return unix.Mkfifo(p, 0o644) }
+
+func TestBareUserOnlyStoresOnlyWhatItKeeps(t *testing.T) {
+	r := newRepo(t, ModeBareUserOnly)
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644)
+	if err := unix.Setxattr(filepath.Join(src, "f"), "user.x", []byte("y"), 0); err != nil {
+		t.Skip("no user xattrs here")
+	}
+	commitTree(t, r, src, "x")
+	if rep, err := r.Fsck(context.Background(), FsckOptions{}); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("fsck after a commit with xattrs: %v %v", err, rep.Problems)
+	}
+	tx, _ := r.Begin()
+	defer tx.Abort()
+	h := &object.FileHeader{Mode: 0o100644, Xattrs: []object.Xattr{{Name: []byte("user.x\x00"), Value: []byte("y")}}}
+	if _, err := tx.WriteContent(h, 1, strings.NewReader("z"), nil); err == nil {
+		t.Fatal("an object with xattrs was stored in a bare-user-only repository")
+	}
+}

@@ -427,8 +427,10 @@ func applyBareMeta(fd int, h *object.FileHeader, mode Mode) error {
 	}
 	perm := h.Mode & object.ModePermMask
 	if mode == ModeBareUserOnly {
-		if perm&^0o775 != 0 {
-			return fmt.Errorf("mode %#o cannot be stored in a bare-user-only repository", h.Mode)
+		// The mode keeps no ownership and no xattrs: an object whose
+		// checksum covers them could never verify again.
+		if perm&^0o775 != 0 || h.UID != 0 || h.GID != 0 || len(h.Xattrs) > 0 {
+			return fmt.Errorf("uid %d, gid %d, mode %#o, %d xattrs cannot be stored in a bare-user-only repository (it keeps only uid 0, gid 0, no xattrs, no setuid/setgid/sticky/o+w)", h.UID, h.GID, h.Mode, len(h.Xattrs))
 		}
 	}
 	if err := unix.Fchmod(fd, perm); err != nil {
