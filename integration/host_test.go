@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -638,5 +639,50 @@ func TestDeployOlderVersionNotDownloaded(t *testing.T) {
 	h.mustClient("deploy", v3.String()[:12])
 	if st := h.status(); st.Deployments[0].Checksum != v3.String() {
 		t.Fatalf("deploy by checksum: %+v", st.Deployments)
+	}
+}
+
+func TestCancelDuringDeploy(t *testing.T) {
+	h := newHost(t)
+	// A large update makes the deploy stage (checkout of every file) long
+	// enough to cancel in the middle of it.
+	extra := map[string]string{}
+	for i := 0; i < 15000; i++ {
+		extra[fmt.Sprintf("usr/share/many/d%02d/f%05d", i%50, i)] = fmt.Sprint(i)
+	}
+	h.publish("2", extra)
+	up := exec.Command(osUpdate, "upgrade", "--bus-address", h.bus)
+	stdout, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Stderr = up.Stdout
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if sc.Text() == "deploy..." {
+			// The same thing Ctrl-C does: the client asks the daemon to cancel.
+			up.Process.Signal(os.Interrupt)
+		}
+	}
+	err = up.Wait()
+	if err == nil || !strings.Contains(out.String(), "cancelled") {
+		t.Fatalf("upgrade cancelled during deploy: %v\n%s", err, out.String())
+	}
+	st := h.status()
+	if len(st.Deployments) != 1 {
+		t.Fatalf("a cancelled deploy left a deployment: %+v", st.Deployments)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(h.sysroot, "ostree/deploy", testOS, "deploy", "*"))
+	if len(dirs) != 2 { // the one deployment and its .origin
+		t.Fatalf("leftovers after a cancelled deploy: %v", dirs)
+	}
+	h.mustClient("upgrade")
+	if st := h.status(); len(st.Deployments) != 2 || st.Deployments[0].Version != "2" {
+		t.Fatalf("upgrade after the cancel: %+v", st.Deployments)
 	}
 }

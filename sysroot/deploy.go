@@ -234,6 +234,15 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	d := &Deployment{OS: opts.OS, Commit: p.commit, Serial: s.allocSerial(opts.OS, p.commit),
 		BootCsum: p.kernel.BootCsum, Kargs: kargs, Origin: origin, Version: p.cm.Version()}
 	s.checkpoint("preflight-done")
+	// Until the deployment is handed to the boot configuration (or the
+	// staged record), nothing references it: a failure or a cancel
+	// removes what was written, so no partial deployment stays behind.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.removeUnreferenced(d)
+		}
+	}()
 	if err := s.checkoutDeployment(ctx, d, p); err != nil {
 		return nil, err
 	}
@@ -257,6 +266,7 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 			}
 		}
 		rec := stagedRecord{target: d, merge: merge, kargs: kargs, hasKargs: true}
+		handedOff = true
 		if err := s.writeStaged(rec); err != nil {
 			return nil, err
 		}
@@ -266,6 +276,7 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 		return res, nil
 	}
 	list := s.newList(d, merge, opts.Retain)
+	handedOff = true
 	if err := s.writeDeployments(list); err != nil {
 		return nil, err
 	}
@@ -385,4 +396,13 @@ func splitPath(p string) []string {
 		}
 	}
 	return out
+}
+
+// removeUnreferenced deletes a deployment that no boot configuration or
+// staged record names (best effort: cleanup catches what this misses).
+func (s *Sysroot) removeUnreferenced(d *Deployment) {
+	dir := s.abs(d.RelDir())
+	setImmutable(dir, false)
+	os.RemoveAll(dir)
+	os.Remove(dir + ".origin")
 }
