@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/osupdate/os-update/internal/fsutil"
 )
 
 // Backend renders the native configuration of one bootloader from the BLS
@@ -250,5 +252,5 @@ func linkInto(bootDir, rel, target string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("link %s: %w", p, err)
 	}
-	return syncDir(filepath.Dir(p))
+	return fsutil.SyncDir(filepath.Dir(p))
 }

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/osupdate/os-update/internal/fsutil"
 )
 
 // Loader is the /boot directory of a sysroot.
@@ -156,7 +156,7 @@ func (l *Loader) Swap(version int) error {
 	if !l.NoSync {
 		// Everything written before (deployments, kernels, entries) must be
 		// on disk before the rename can be.
-		if err := syncFS(l.BootDir); err != nil {
+		if err := fsutil.SyncFS(l.BootDir); err != nil {
 			return err
 		}
 	}
@@ -193,30 +193,5 @@ func (l *Loader) syncDir(dir string) error {
 	if l.NoSync {
 		return nil
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// syncFS flushes the whole file system holding path.
-func syncFS(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	return nil
+	return fsutil.SyncDir(dir)
 }

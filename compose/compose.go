@@ -30,6 +30,7 @@ import (
 	"github.com/osupdate/os-update/compose/solve"
 	"github.com/osupdate/os-update/compose/treefile"
 	"github.com/osupdate/os-update/compose/treefs"
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
@@ -843,28 +844,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o644, true)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/osupdate/os-update/compose/rpmmd"
+	"github.com/osupdate/os-update/internal/fsutil"
 )
 
 // lockfile is rpm-ostree's lockfile format:
@@ -49,7 +50,7 @@ func writeLockfile(path string, pkgs []*rpmmd.Package) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := fsutil.WriteFileAtomic(path, append(b, '\n'), 0o644, true); err != nil {
 		return fmt.Errorf("write lockfile: %w", err)
 	}
 	return nil

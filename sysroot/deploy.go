@@ -261,7 +261,7 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	}
 	if opts.Stage {
 		if !s.opts.NoSync {
-			if err := syncFS(s.Path); err != nil {
+			if err := fsutil.SyncFS(s.Path); err != nil {
 				return nil, err
 			}
 		}

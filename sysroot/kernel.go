@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
 	"golang.org/x/sys/unix"
@@ -367,13 +368,5 @@ func (s *Sysroot) syncDir(dir string) error {
 	if s.opts.NoSync {
 		return nil
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(dir)
 }

@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/osupdate/os-update/bootloader"
-	"golang.org/x/sys/unix"
+	"github.com/osupdate/os-update/internal/fsutil"
 )
 
 // nameRe matches a deployment directory name.
@@ -86,7 +86,7 @@ func (s *Sysroot) writeDeployments(list []*Deployment) error {
 	if !s.opts.NoSync {
 		// Deployment checkouts are not synced file by file; one syncfs of
 		// the sysroot makes them durable before the commit point.
-		if err := syncFS(s.Path); err != nil {
+		if err := fsutil.SyncFS(s.Path); err != nil {
 			return err
 		}
 	}
@@ -246,17 +246,4 @@ func unquoteShell(v string) string {
 		}
 	}
 	return b.String()
-}
-
-// syncFS flushes the file system holding path.
-func syncFS(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/delta/bsdiff"
 	"github.com/osupdate/os-update/repo/object"
@@ -739,7 +740,7 @@ func (g *generator) publish() error {
 	if g.opts.Inline {
 		g.st.PartsSize = 0 // counted in the superblock
 	}
-	if err := syncDir(g.stage); err != nil {
+	if err := fsutil.SyncDir(g.stage); err != nil {
 		return err
 	}
 	dst := filepath.Join(g.r.Path(), g.name.Dir())
@@ -756,14 +757,5 @@ func (g *generator) publish() error {
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", g.name.Dir(), err)
 	}
-	return syncDir(filepath.Dir(dst))
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return fsutil.SyncDir(filepath.Dir(dst))
 }

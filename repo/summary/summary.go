@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
@@ -497,43 +498,9 @@ func writeDeltaIndexes(repoPath string, s *Summary) error {
 	})
 }
 
-// WriteFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, then syncs the directory.
+// WriteFileAtomic replaces path with data durably (see fsutil).
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.WriteFileAtomic(path, data, 0o644, true)
 }
 
 // ParseDeltaIndex decodes a delta-indexes/….index file.
