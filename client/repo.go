@@ -268,15 +268,11 @@ func repoCheckout(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 2 {
 		return usagef("want REV DEST")
 	}
-	r, err := open()
+	r, c, err := openRev(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
 	return r.Checkout(ctx, c, pos[1], opts)
 }
 
@@ -413,15 +409,11 @@ func repoLog(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want REV")
 	}
-	r, err := open()
+	r, c, err := openRev(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
 	for {
 		cm, err := r.LoadCommit(c)
 		if err != nil {
@@ -751,15 +743,11 @@ func repoRevParse(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want REV")
 	}
-	r, err := open()
+	r, c, err := openRev(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
 	e.printf("%s\n", c)
 	return nil
 }
@@ -772,19 +760,30 @@ func formatXattrs(xs []object.Xattr) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// openCommit opens the repository and loads the commit rev names.
-func openCommit(open func() (*repo.Repo, error), rev string) (*repo.Repo, object.Checksum, *object.Commit, error) {
+// openRev opens the repository and resolves rev in it.
+func openRev(open func() (*repo.Repo, error), rev string) (*repo.Repo, object.Checksum, error) {
 	r, err := open()
 	if err != nil {
-		return nil, object.Checksum{}, nil, err
+		return nil, object.Checksum{}, err
 	}
 	c, err := r.ResolveRev(rev)
-	if err == nil {
-		var cm *object.Commit
-		if cm, err = r.LoadCommit(c); err == nil {
-			return r, c, cm, nil
-		}
+	if err != nil {
+		r.Close()
+		return nil, c, err
 	}
-	r.Close()
-	return nil, c, nil, err
+	return r, c, nil
+}
+
+// openCommit opens the repository and loads the commit rev names.
+func openCommit(open func() (*repo.Repo, error), rev string) (*repo.Repo, object.Checksum, *object.Commit, error) {
+	r, c, err := openRev(open, rev)
+	if err != nil {
+		return nil, c, nil, err
+	}
+	cm, err := r.LoadCommit(c)
+	if err != nil {
+		r.Close()
+		return nil, c, nil, err
+	}
+	return r, c, cm, nil
 }

@@ -108,15 +108,11 @@ func repoSign(ctx context.Context, e *env, args []string) error {
 	if len(signers) == 0 {
 		return usagef("no key given (--gpg-key, --gpg-sign or --ed25519-key)")
 	}
-	r, err := open()
+	r, c, err := openRev(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
 	for _, s := range signers {
 		if err := sign.SignCommit(r, c, s); err != nil {
 			return err
@@ -140,15 +136,11 @@ func repoVerify(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("expected one COMMIT")
 	}
-	r, err := open()
+	r, c, err := openRev(open, pos[0])
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := r.ResolveRev(pos[0])
-	if err != nil {
-		return err
-	}
 	var vs []sign.Verifier
 	if *remoteName != "" {
 		st := &remote.Store{Repo: r}
