@@ -112,7 +112,7 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 	}
 	e.printf("State: %s\n", state)
 	e.printf("AutomaticUpdates: %s\n", st.AutomaticPolicy)
-	if cu := st.CachedUpdate; cu != nil && cu.Available {
+	if cu := st.CachedUpdate; cu != nil && cu.Available && !deployed(st, cu.Checksum) {
 		e.printf("AvailableUpdate: %s %s (checked %s)\n", cu.Version, cu.Checksum, fmtTime(cu.CheckedAt))
 	}
 	e.printf("Deployments:\n")
@@ -160,6 +160,16 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 			}
 		}
 	}
+}
+
+// deployed reports whether a commit is one of the deployments.
+func deployed(st *api.Status, checksum string) bool {
+	for _, d := range st.Deployments {
+		if d.Checksum == checksum {
+			return true
+		}
+	}
+	return false
 }
 
 func anyBooted(st *api.Status) bool {

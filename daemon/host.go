@@ -279,7 +279,6 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	if err != nil {
 		return res, err
 	}
-	res.To = c.String()
 	res.Cached = &api.CachedUpdate{Refspec: refspec, Checksum: c.String(), Version: newCm.Version(),
 		Timestamp: int64(newCm.Timestamp), CheckedAt: time.Now().Unix(), Available: c != cur.Commit}
 	if c == cur.Commit && rebaseTo == "" {
@@ -308,6 +307,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 			return res, fmt.Errorf("%s is a different operating system (%s, current %s): install it in its own stateroot instead of rebasing", refspec, newID, oldID)
 		}
 	}
+	res.To = c.String() // what this transaction brings in (checks bring nothing)
 	if req.DownloadOnly {
 		rep.Message(fmt.Sprintf("Downloaded %s %s; deploy it with os-update upgrade", newCm.Version(), c))
 		return res, nil
