@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -475,70 +475,36 @@ func repoShow(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// treeEntry is one path of a commit's tree.
+// treeEntry is one path of a commit's tree with what ls prints of it.
 type treeEntry struct {
-	path   string
-	isDir  bool
-	tree   repo.Tree
-	file   object.Checksum
+	repo.TreeEntry
 	header *object.FileHeader
 	size   uint64
 	dmeta  *object.DirMeta
 }
 
-// lookupPath finds a path in a commit's tree.
-func lookupPath(r *repo.Repo, root repo.Tree, p string) (*treeEntry, error) {
-	p = path.Clean("/" + p)
-	cur := &treeEntry{path: "/", isDir: true, tree: root}
-	if p != "/" {
-		for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
-			if !cur.isDir {
-				return nil, fmt.Errorf("%s: not a directory", cur.path)
-			}
-			dt, err := r.LoadDirTree(cur.tree.DirTree)
-			if err != nil {
-				return nil, err
-			}
-			next := (*treeEntry)(nil)
-			for _, d := range dt.Dirs {
-				if d.Name == part {
-					next = &treeEntry{path: path.Join(cur.path, part), isDir: true, tree: repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}}
-				}
-			}
-			for _, fl := range dt.Files {
-				if fl.Name == part {
-					next = &treeEntry{path: path.Join(cur.path, part), file: fl.Checksum}
-				}
-			}
-			if next == nil {
-				return nil, fmt.Errorf("%s: no such file or directory", p)
-			}
-			cur = next
-		}
-	}
-	return cur, fillEntry(r, cur)
-}
-
-func fillEntry(r *repo.Repo, ent *treeEntry) error {
-	if ent.isDir {
-		m, err := r.LoadDirMeta(ent.tree.DirMeta)
+// describe reads the metadata ls prints for an entry.
+func describe(r *repo.Repo, v *repo.TreeView, e repo.TreeEntry) (*treeEntry, error) {
+	ent := &treeEntry{TreeEntry: e}
+	if e.IsDir {
+		m, err := r.LoadDirMeta(e.Tree.DirMeta)
 		ent.dmeta = m
-		return err
+		return ent, err
 	}
-	c, err := r.OpenContent(ent.file)
+	c, err := v.Open(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.Close()
 	ent.header, ent.size = c.Header, c.Size
-	return nil
+	return ent, nil
 }
 
 func (t *treeEntry) line(checksums, xattrs bool) string {
 	var typ byte
 	var mode, uid, gid uint32
 	var xs []object.Xattr
-	if t.isDir {
+	if t.IsDir {
 		typ, mode, uid, gid, xs = 'd', t.dmeta.Mode, t.dmeta.UID, t.dmeta.GID, t.dmeta.Xattrs
 	} else {
 		typ, mode, uid, gid, xs = '-', t.header.Mode, t.header.UID, t.header.GID, t.header.Xattrs
@@ -548,17 +514,17 @@ func (t *treeEntry) line(checksums, xattrs bool) string {
 	}
 	s := fmt.Sprintf("%c0%04o %d %d %6d ", typ, mode&0o7777, uid, gid, t.size)
 	if checksums {
-		if t.isDir {
-			s += t.tree.DirTree.String() + " " + t.tree.DirMeta.String() + " "
+		if t.IsDir {
+			s += t.Tree.DirTree.String() + " " + t.Tree.DirMeta.String() + " "
 		} else {
-			s += t.file.String() + " "
+			s += t.File.String() + " "
 		}
 	}
 	if xattrs {
 		s += formatXattrs(xs) + " "
 	}
-	s += t.path
-	if !t.isDir && t.header.IsSymlink() {
+	s += t.Path
+	if !t.IsDir && t.header.IsSymlink() {
 		s += " -> " + t.header.SymlinkTarget
 	}
 	return s
@@ -587,50 +553,29 @@ func repoLs(ctx context.Context, e *env, args []string) error {
 	if len(paths) == 0 {
 		paths = []string{"/"}
 	}
-	emit := func(t *treeEntry) {
-		if *nul {
-			fmt.Fprintf(e.stdout, "%s\x00", t.path)
-			return
-		}
-		e.printf("%s\n", t.line(*checksums, *xattrs))
-	}
-	var walk func(t *treeEntry, recurse bool) error
-	walk = func(t *treeEntry, recurse bool) error {
-		dt, err := r.LoadDirTree(t.tree.DirTree)
-		if err != nil {
-			return err
-		}
-		for _, fl := range dt.Files {
-			ent := &treeEntry{path: path.Join(t.path, fl.Name), file: fl.Checksum}
-			if err := fillEntry(r, ent); err != nil {
-				return err
-			}
-			emit(ent)
-		}
-		for _, d := range dt.Dirs {
-			ent := &treeEntry{path: path.Join(t.path, d.Name), isDir: true, tree: repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}}
-			if err := fillEntry(r, ent); err != nil {
-				return err
-			}
-			emit(ent)
-			if recurse {
-				if err := walk(ent, true); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
+	v := r.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
 	for _, p := range paths {
-		t, err := lookupPath(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
+		top, err := v.Lookup(p)
 		if err != nil {
 			return err
 		}
-		emit(t)
-		if t.isDir {
-			if err := walk(t, *recursive); err != nil {
+		err = v.Walk(p, func(te repo.TreeEntry) error {
+			t, err := describe(r, v, te)
+			if err != nil {
 				return err
 			}
+			if *nul {
+				fmt.Fprintf(e.stdout, "%s\x00", t.Path)
+			} else {
+				e.printf("%s\n", t.line(*checksums, *xattrs))
+			}
+			if te.IsDir && te.Path != top.Path && !*recursive {
+				return fs.SkipDir
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -651,15 +596,13 @@ func repoCat(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer r.Close()
+	v := r.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
 	for _, p := range pos[1:] {
-		t, err := lookupPath(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
+		t, err := v.Lookup(p)
 		if err != nil {
 			return err
 		}
-		if t.isDir {
-			return fmt.Errorf("%s: is a directory", p)
-		}
-		content, err := r.OpenContent(t.file)
+		content, err := v.Open(t)
 		if err != nil {
 			return err
 		}

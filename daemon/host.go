@@ -1,18 +1,17 @@
 package daemon
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/internal/osrelease"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
 	"github.com/osupdate/os-update/repo/pull"
@@ -191,63 +190,19 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 	return c, nil
 }
 
-// osID reads ID= from a commit's os-release, or "" if it has none.
+// osID is the ID of a commit's os-release, or "" if it has none.
 func osID(r *repo.Repo, c object.Checksum) string {
-	cm, err := r.LoadCommit(c)
+	v, err := r.ViewCommit(c)
 	if err != nil {
 		return ""
 	}
-	for _, p := range []string{"usr/lib/os-release", "etc/os-release", "usr/etc/os-release"} {
-		data, err := readCommitFile(r, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, p)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "ID="); ok {
-				return strings.Trim(v, `"'`)
-			}
-		}
+	vals, err := osrelease.Read(osrelease.CommitPaths, func(p string) ([]byte, error) {
+		return v.ReadFile(p, 1<<20)
+	}, func(err error) bool { return errors.Is(err, fs.ErrNotExist) })
+	if err != nil {
+		return ""
 	}
-	return ""
-}
-
-// readCommitFile reads a small regular file of a tree (no symlinks).
-func readCommitFile(r *repo.Repo, t repo.Tree, path string) ([]byte, error) {
-	parts := strings.Split(path, "/")
-	for i, name := range parts {
-		dt, err := r.LoadDirTree(t.DirTree)
-		if err != nil {
-			return nil, err
-		}
-		if i == len(parts)-1 {
-			for _, f := range dt.Files {
-				if f.Name == name {
-					c, err := r.OpenContent(f.Checksum)
-					if err != nil {
-						return nil, err
-					}
-					defer c.Close()
-					if c.Header.IsSymlink() {
-						return nil, fmt.Errorf("%s is a symlink", path)
-					}
-					return io.ReadAll(io.LimitReader(c, 1<<20))
-				}
-			}
-			return nil, os.ErrNotExist
-		}
-		found := false
-		for _, d := range dt.Dirs {
-			if d.Name == name {
-				t, found = repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}, true
-				break
-			}
-		}
-		if !found {
-			return nil, os.ErrNotExist
-		}
-	}
-	return nil, os.ErrNotExist
+	return vals["ID"]
 }
 
 // upgrade pulls the origin (or, for a rebase, the new refspec) and deploys

@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/osupdate/os-update/repo/object"
@@ -48,18 +47,15 @@ func (r *Repo) Checkout(ctx context.Context, commit object.Checksum, dest string
 
 // CheckoutTree is Checkout for a tree named by its root objects.
 func (r *Repo) CheckoutTree(ctx context.Context, tree Tree, dest string, opts CheckoutOptions) error {
-	sub := strings.Trim(path.Clean("/"+opts.Subpath), "/")
-	if sub != "" {
-		var isFile bool
-		var fileSum object.Checksum
-		var err error
-		tree, isFile, fileSum, err = r.resolveSubpath(tree, sub)
+	if sub := path.Clean("/" + opts.Subpath); sub != "/" {
+		e, err := r.ViewTree(tree).Lookup(sub)
 		if err != nil {
-			return err
+			return fmt.Errorf("subpath %w", err)
 		}
-		if isFile {
-			return r.checkoutSingleFile(fileSum, dest, opts)
+		if !e.IsDir {
+			return r.checkoutSingleFile(e.File, dest, opts)
 		}
+		tree = e.Tree
 	}
 	meta, err := r.LoadDirMeta(tree.DirMeta)
 	if err != nil {
@@ -99,35 +95,6 @@ func (r *Repo) CheckoutTree(ctx context.Context, tree Tree, dest string, opts Ch
 		}
 	}
 	return nil
-}
-
-func (r *Repo) resolveSubpath(tree Tree, sub string) (Tree, bool, object.Checksum, error) {
-	parts := strings.Split(sub, "/")
-	for i, p := range parts {
-		dt, err := r.LoadDirTree(tree.DirTree)
-		if err != nil {
-			return tree, false, object.Checksum{}, err
-		}
-		found := false
-		for _, d := range dt.Dirs {
-			if d.Name == p {
-				tree, found = Tree{DirTree: d.Tree, DirMeta: d.Meta}, true
-				break
-			}
-		}
-		if found {
-			continue
-		}
-		if i == len(parts)-1 {
-			for _, f := range dt.Files {
-				if f.Name == p {
-					return tree, true, f.Checksum, nil
-				}
-			}
-		}
-		return tree, false, object.Checksum{}, fmt.Errorf("subpath /%s: no such file or directory", sub)
-	}
-	return tree, false, object.Checksum{}, nil
 }
 
 func (r *Repo) checkoutSingleFile(c object.Checksum, dest string, opts CheckoutOptions) error {

@@ -43,7 +43,7 @@ func (r *Repo) TraverseCommit(commit object.Checksum, depth int, set Reachable) 
 		if ok, _ := r.HasObject(c, object.TypeCommitMeta); ok {
 			set.Add(object.Name{Checksum: c, Type: object.TypeCommitMeta})
 		}
-		if err := r.traverseTree(Tree{cm.RootTree, cm.RootMeta}, set); err != nil {
+		if err := r.ViewTree(Tree{cm.RootTree, cm.RootMeta}).AddObjects("/", set); err != nil {
 			if r.IsPartial(c) && errors.Is(err, ErrObjectNotFound) {
 				// A partial commit is allowed to miss objects.
 			} else {
@@ -55,24 +55,4 @@ func (r *Repo) TraverseCommit(commit object.Checksum, depth int, set Reachable) 
 		}
 		c = cm.Parent
 	}
-}
-
-func (r *Repo) traverseTree(t Tree, set Reachable) error {
-	set.Add(object.Name{Checksum: t.DirMeta, Type: object.TypeDirMeta})
-	if !set.Add(object.Name{Checksum: t.DirTree, Type: object.TypeDirTree}) {
-		return nil
-	}
-	dt, err := r.LoadDirTree(t.DirTree)
-	if err != nil {
-		return err
-	}
-	for _, f := range dt.Files {
-		set.Add(object.Name{Checksum: f.Checksum, Type: object.TypeFile})
-	}
-	for _, d := range dt.Dirs {
-		if err := r.traverseTree(Tree{d.Tree, d.Meta}, set); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/osupdate/os-update/bootloader"
 	"github.com/osupdate/os-update/internal/fsutil"
@@ -66,50 +65,51 @@ func (s *Sysroot) preflight(ctx context.Context, rev string) (*plan, error) {
 	if s.repo.IsPartial(c) {
 		return nil, fmt.Errorf("deploy %s: commit %s is partial (not fully pulled)", rev, c)
 	}
-	rootTree, err := s.repo.LoadDirTree(cm.RootTree)
-	if err != nil {
+	view := s.repo.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
+	if _, err := view.ReadDir(view.Root()); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", rev, err)
 	}
-	root := &treeDir{s.repo, rootTree}
 	p := &plan{commit: c, cm: cm}
-	if p.kernel, err = findKernel(s.repo, root); err != nil {
+	if p.kernel, err = findKernel(view); err != nil {
 		return nil, fmt.Errorf("deploy %s: %w", c, err)
 	}
-	usrEtc, err := root.walk("usr/etc")
+	usrEtc, err := hasDir(view, "usr/etc")
 	if err != nil {
 		return nil, fmt.Errorf("deploy %s: usr/etc is unreadable: %w", c, err)
 	}
-	topEtc, err := root.sub("etc")
+	topEtc, err := hasDir(view, "etc")
 	if err != nil {
 		return nil, fmt.Errorf("deploy %s: etc is unreadable: %w", c, err)
 	}
-	if usrEtc != nil && topEtc != nil {
+	if usrEtc && topEtc {
 		return nil, fmt.Errorf("deploy %s: the tree has both /etc and /usr/etc", c)
 	}
-	p.etcTop = usrEtc == nil && topEtc != nil
+	p.etcTop = !usrEtc && topEtc
 	// Every object of the configuration defaults must be readable: the
 	// /etc merge reads them all.
 	etcPath := "/usr/etc"
 	if p.etcTop {
 		etcPath = "/etc"
 	}
-	if usrEtc != nil || topEtc != nil {
-		if err := s.checkSubtree(ctx, cm, etcPath); err != nil {
+	if usrEtc || topEtc {
+		if err := s.checkSubtree(ctx, view, etcPath); err != nil {
 			return nil, fmt.Errorf("deploy %s: %s is unreadable: %w", c, etcPath, err)
 		}
 	}
 	return p, nil
 }
 
-// checkSubtree verifies that every object under a path of the commit is
+// hasDir reports whether the tree has a directory at p.
+func hasDir(v *repo.TreeView, p string) (bool, error) {
+	e, ok, err := lookupOptional(v, p)
+	return ok && e.IsDir, err
+}
+
+// checkSubtree verifies that every object under a path of the tree is
 // present and intact.
-func (s *Sysroot) checkSubtree(ctx context.Context, cm *object.Commit, path string) error {
+func (s *Sysroot) checkSubtree(ctx context.Context, v *repo.TreeView, path string) error {
 	set := repo.Reachable{}
-	t, err := subTree(s.repo, repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, path)
-	if err != nil {
-		return err
-	}
-	if err := walkTree(s.repo, t, set); err != nil {
+	if err := v.AddObjects(path, set); err != nil {
 		return err
 	}
 	for n := range set {
@@ -118,46 +118,6 @@ func (s *Sysroot) checkSubtree(ctx context.Context, cm *object.Commit, path stri
 		}
 		if err := s.repo.VerifyObject(n); err != nil {
 			return fmt.Errorf("%s: %w", n, err)
-		}
-	}
-	return nil
-}
-
-func subTree(r *repo.Repo, t repo.Tree, path string) (repo.Tree, error) {
-	for _, part := range splitPath(path) {
-		dt, err := r.LoadDirTree(t.DirTree)
-		if err != nil {
-			return t, err
-		}
-		found := false
-		for _, d := range dt.Dirs {
-			if d.Name == part {
-				t, found = repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}, true
-				break
-			}
-		}
-		if !found {
-			return t, fmt.Errorf("%s: not a directory in the commit", path)
-		}
-	}
-	return t, nil
-}
-
-func walkTree(r *repo.Repo, t repo.Tree, set repo.Reachable) error {
-	set.Add(object.Name{Checksum: t.DirMeta, Type: object.TypeDirMeta})
-	if !set.Add(object.Name{Checksum: t.DirTree, Type: object.TypeDirTree}) {
-		return nil
-	}
-	dt, err := r.LoadDirTree(t.DirTree)
-	if err != nil {
-		return err
-	}
-	for _, f := range dt.Files {
-		set.Add(object.Name{Checksum: f.Checksum, Type: object.TypeFile})
-	}
-	for _, d := range dt.Dirs {
-		if err := walkTree(r, repo.Tree{DirTree: d.Tree, DirMeta: d.Meta}, set); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -386,16 +346,6 @@ func (s *Sysroot) logEtc(rep *EtcMergeReport) {
 	for _, c := range rep.Conflicts {
 		s.logf("conflict: /etc/%s: %s; keeping the local version", c.Path, c.Reason)
 	}
-}
-
-func splitPath(p string) []string {
-	var out []string
-	for _, part := range strings.Split(p, "/") {
-		if part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
 }
 
 // removeUnreferenced deletes a deployment that no boot configuration or

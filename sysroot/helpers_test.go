@@ -232,24 +232,13 @@ func statIno(t testing.TB, p string) uint64 {
 // fileSum finds the content checksum of a path in a commit.
 func fileSum(t testing.TB, s *Sysroot, c object.Checksum, path string) object.Checksum {
 	t.Helper()
-	cm, err := s.Repo().LoadCommit(c)
+	v, err := s.Repo().ViewCommit(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, name := filepath.Split(path)
-	tr, err := subTree(s.Repo(), repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, dir)
-	if err != nil {
-		t.Fatal(err)
+	e, err := v.Lookup(path)
+	if err != nil || e.IsDir {
+		t.Fatalf("%s not a file in commit: %v", path, err)
 	}
-	dt, err := s.Repo().LoadDirTree(tr.DirTree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range dt.Files {
-		if f.Name == name {
-			return f.Checksum
-		}
-	}
-	t.Fatalf("%s not in commit", path)
-	return object.Checksum{}
+	return e.File
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
-	"github.com/osupdate/os-update/repo/object"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,129 +49,76 @@ func (k *kernelLayout) bootFiles() [][2]string {
 	return out
 }
 
-// treeDir is a directory of a commit's tree, read from the repository.
-type treeDir struct {
-	r  *repo.Repo
-	dt *object.DirTree
-}
-
-func (t *treeDir) sub(name string) (*treeDir, error) {
-	for _, d := range t.dt.Dirs {
-		if d.Name == name {
-			dt, err := t.r.LoadDirTree(d.Tree)
-			if err != nil {
-				return nil, err
-			}
-			return &treeDir{t.r, dt}, nil
-		}
-	}
-	return nil, nil
-}
-
-func (t *treeDir) file(name string) (object.Checksum, bool) {
-	for _, f := range t.dt.Files {
-		if f.Name == name {
-			return f.Checksum, true
-		}
-	}
-	return object.Checksum{}, false
-}
-
-// regular reports whether the tree has a regular file name.
-func (t *treeDir) regular(name string) (object.Checksum, bool, error) {
-	c, ok := t.file(name)
-	if !ok {
-		return c, false, nil
-	}
-	content, err := t.r.OpenContent(c)
-	if err != nil {
-		return c, false, fmt.Errorf("%s: %w", name, err)
-	}
-	content.Close()
-	return c, !content.Header.IsSymlink(), nil
-}
-
-func (t *treeDir) walk(path string) (*treeDir, error) {
-	cur := t
-	for _, p := range strings.Split(path, "/") {
-		next, err := cur.sub(p)
-		if err != nil || next == nil {
-			return nil, err
-		}
-		cur = next
-	}
-	return cur, nil
-}
-
-func (t *treeDir) hashFile(h hash.Hash, c object.Checksum) error {
-	content, err := t.r.OpenContent(c)
+// hashFile feeds a regular file of the tree to h.
+func hashFile(v *repo.TreeView, h hash.Hash, e repo.TreeEntry) error {
+	content, err := v.Open(e)
 	if err != nil {
 		return err
 	}
 	defer content.Close()
 	if content.Header.IsSymlink() {
-		return fmt.Errorf("is a symlink")
+		return fmt.Errorf("%s: is a symlink", e.Path)
 	}
-	_, err = io.Copy(h, content)
-	return err
+	if _, err = io.Copy(h, content); err != nil {
+		return fmt.Errorf("%s: %w", e.Path, err)
+	}
+	return nil
 }
 
-// hashDir feeds every file under t to h, names sorted at each level as
-// libostree does for a dtb/ directory.
-func (t *treeDir) hashDir(h hash.Hash) error {
-	type ent struct {
-		name string
-		dir  bool
-		c    object.Checksum
+// hashDir feeds every file under a directory to h, names sorted at each
+// level (files and directories together) as libostree does for a dtb/
+// directory.
+func hashDir(v *repo.TreeView, h hash.Hash, dir repo.TreeEntry) error {
+	ents, err := v.ReadDir(dir)
+	if err != nil {
+		return err
 	}
-	var ents []ent
-	for _, f := range t.dt.Files {
-		ents = append(ents, ent{f.Name, false, f.Checksum})
-	}
-	for _, d := range t.dt.Dirs {
-		ents = append(ents, ent{name: d.Name, dir: true})
-	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, e := range ents {
-		if e.dir {
-			sub, err := t.sub(e.name)
-			if err != nil {
-				return err
-			}
-			if err := sub.hashDir(h); err != nil {
-				return err
-			}
-			continue
+		if e.IsDir {
+			err = hashDir(v, h, e)
+		} else {
+			err = hashFile(v, h, e)
 		}
-		if err := t.hashFile(h, e.c); err != nil {
-			return fmt.Errorf("%s: %w", e.name, err)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// lookupOptional is Lookup where a missing path is not an error.
+func lookupOptional(v *repo.TreeView, p string) (repo.TreeEntry, bool, error) {
+	e, err := v.Lookup(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return e, false, nil
+	}
+	return e, err == nil, err
 }
 
 // findKernel locates the kernel of a commit in the repository and
 // computes its bootcsum. A tree without a kernel, or with more than one
 // usr/lib/modules/KVER/vmlinuz, is refused: which one would boot would be
 // a guess.
-func findKernel(r *repo.Repo, root *treeDir) (*kernelLayout, error) {
-	mods, err := root.walk("usr/lib/modules")
+func findKernel(v *repo.TreeView) (*kernelLayout, error) {
+	mods, ok, err := lookupOptional(v, "usr/lib/modules")
 	if err != nil {
-		return nil, fmt.Errorf("usr/lib/modules: %w", err)
+		return nil, err
 	}
 	var found []*kernelLayout
-	var dirs []*treeDir
-	if mods != nil {
-		for _, d := range mods.dt.Dirs {
-			sub, err := mods.sub(d.Name)
-			if err != nil {
-				return nil, fmt.Errorf("usr/lib/modules/%s: %w", d.Name, err)
+	if ok && mods.IsDir {
+		ents, err := v.ReadDir(mods)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ents {
+			if !d.IsDir {
+				continue
 			}
-			if _, ok, err := sub.regular("vmlinuz"); err != nil {
-				return nil, fmt.Errorf("usr/lib/modules/%s/%w", d.Name, err)
+			if ok, err := v.IsRegular(d.Path + "/vmlinuz"); err != nil {
+				return nil, err
 			} else if ok {
-				found = append(found, &kernelLayout{KVer: d.Name})
-				dirs = append(dirs, sub)
+				found = append(found, &kernelLayout{KVer: d.Name()})
 			}
 		}
 	}
@@ -186,44 +133,50 @@ func findKernel(r *repo.Repo, root *treeDir) (*kernelLayout, error) {
 		}
 		return nil, fmt.Errorf("more than one kernel in usr/lib/modules (%s): refusing to guess which one to boot", strings.Join(names, ", "))
 	}
-	k, dir := found[0], dirs[0]
+	k := found[0]
+	dir := k.srcDir()
 	h := sha256.New()
-	vm, _ := dir.file("vmlinuz")
-	if err := dir.hashFile(h, vm); err != nil {
-		return nil, fmt.Errorf("%s/vmlinuz: %w", k.srcDir(), err)
+	vm, err := v.Lookup(dir + "/vmlinuz")
+	if err != nil {
+		return nil, err
+	}
+	if err := hashFile(v, h, vm); err != nil {
+		return nil, err
+	}
+	// hashRegular hashes dir/name if it is a regular file.
+	hashRegular := func(name string) (bool, error) {
+		ok, err := v.IsRegular(dir + "/" + name)
+		if err != nil || !ok {
+			return false, err
+		}
+		e, err := v.Lookup(dir + "/" + name)
+		if err != nil {
+			return false, err
+		}
+		return true, hashFile(v, h, e)
 	}
 	for _, name := range []string{"initramfs.img", "initramfs"} {
-		c, ok, err := dir.regular(name)
-		if err != nil {
-			return nil, fmt.Errorf("%s/%w", k.srcDir(), err)
-		}
-		if ok {
+		if ok, err := hashRegular(name); err != nil {
+			return nil, err
+		} else if ok {
 			k.Initramfs = name
-			if err := dir.hashFile(h, c); err != nil {
-				return nil, fmt.Errorf("%s/%s: %w", k.srcDir(), name, err)
-			}
 			break
 		}
 	}
-	if c, ok, err := dir.regular("devicetree"); err != nil {
-		return nil, fmt.Errorf("%s/%w", k.srcDir(), err)
-	} else if ok {
-		k.Devicetree = "devicetree"
-		if err := dir.hashFile(h, c); err != nil {
-			return nil, fmt.Errorf("%s/devicetree: %w", k.srcDir(), err)
-		}
-	} else if dtb, err := dir.sub("dtb"); err != nil {
-		return nil, fmt.Errorf("%s/dtb: %w", k.srcDir(), err)
-	} else if dtb != nil {
-		k.Devicetree = "dtb"
-		if err := dtb.hashDir(h); err != nil {
-			return nil, fmt.Errorf("%s/dtb: %w", k.srcDir(), err)
-		}
-	}
-	if _, ok, err := dir.regular(".vmlinuz.hmac"); err != nil {
+	if ok, err := hashRegular("devicetree"); err != nil {
 		return nil, err
 	} else if ok {
-		k.HMAC = true
+		k.Devicetree = "devicetree"
+	} else if dtb, ok, err := lookupOptional(v, dir+"/dtb"); err != nil {
+		return nil, err
+	} else if ok && dtb.IsDir {
+		k.Devicetree = "dtb"
+		if err := hashDir(v, h, dtb); err != nil {
+			return nil, err
+		}
+	}
+	if k.HMAC, err = v.IsRegular(dir + "/.vmlinuz.hmac"); err != nil {
+		return nil, err
 	}
 	k.BootCsum = hex.EncodeToString(h.Sum(nil))
 	return k, nil

@@ -1,10 +1,9 @@
 package sysroot
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/osupdate/os-update/bootloader"
 	"github.com/osupdate/os-update/internal/fsutil"
+	"github.com/osupdate/os-update/internal/osrelease"
 )
 
 // nameRe matches a deployment directory name.
@@ -187,63 +187,14 @@ func (s *Sysroot) entryFor(d *Deployment, k *kernelLayout, bv, n int, showOS boo
 	return e, nil
 }
 
-// osReleaseName is PRETTY_NAME (else ID) from usr/lib/os-release, falling
-// back to etc/os-release.
+// osReleaseName is the boot entry title of a deployed tree (see
+// package osrelease for the rules).
 func osReleaseName(root string) (string, error) {
-	var data []byte
-	var err error
-	for _, p := range []string{"usr/lib/os-release", "etc/os-release"} {
-		if data, err = os.ReadFile(filepath.Join(root, p)); err == nil {
-			break
-		}
-	}
+	vals, err := osrelease.Read(osrelease.Paths, func(p string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(root, p))
+	}, func(err error) bool { return errors.Is(err, fs.ErrNotExist) })
 	if err != nil {
-		return "", fmt.Errorf("no usr/lib/os-release or etc/os-release: %w", err)
+		return "", err
 	}
-	vals := parseOSRelease(data)
-	if v := vals["PRETTY_NAME"]; v != "" {
-		return v, nil
-	}
-	if v := vals["ID"]; v != "" {
-		return v, nil
-	}
-	return "", fmt.Errorf("os-release has neither PRETTY_NAME nor ID")
-}
-
-// parseOSRelease reads KEY=VALUE lines with shell-style quoting.
-func parseOSRelease(data []byte) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		out[k] = unquoteShell(v)
-	}
-	return out
-}
-
-func unquoteShell(v string) string {
-	var b strings.Builder
-	var quote byte
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case quote == 0 && (c == '"' || c == '\''):
-			quote = c
-		case quote != 0 && c == quote:
-			quote = 0
-		case c == '\\' && quote != '\'' && i+1 < len(v):
-			i++
-			b.WriteByte(v[i])
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
+	return osrelease.Name(vals)
 }
