@@ -392,21 +392,9 @@ func newProgressBar(e *env) *progressBar {
 // amount renders a count in its unit.
 func amount(unit string, n uint64) string {
 	if unit == "bytes" {
-		return human(n)
+		return humanBytes(n)
 	}
 	return fmt.Sprintf("%d %s", n, unit)
-}
-
-func human(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func (p *progressBar) update(stage, unit string, percent uint32, done, total, rate, eta uint64) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/commitmeta"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 )
@@ -180,8 +181,7 @@ func repoCommit(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		opts.Metadata.Set("ostree.linux", gvariant.NewVariant("s", kver))
-		opts.Metadata.Set("ostree.bootable", gvariant.NewVariant("b", true))
+		commitmeta.SetBootable(&opts.Metadata, kver)
 	}
 	c, err := r.CommitDir(ctx, dir, opts)
 	if err != nil {

@@ -560,7 +560,7 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	for ref, c := range res.Refs {
 		e.printf("%s:%s -> %s\n", name, ref, c)
 	}
-	e.printf("%d objects, %s transferred in %d requests", res.ObjectsFetched, syncHumanBytes(res.BytesFetched), res.Requests)
+	e.printf("%d objects, %s transferred in %d requests", res.ObjectsFetched, humanBytes(uint64(res.BytesFetched)), res.Requests)
 	if res.DeltasUsed > 0 {
 		e.printf(", %d static delta(s)", res.DeltasUsed)
 	}
@@ -569,22 +569,9 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 }
 
 func printPullProgress(e *env, p pull.Progress) {
-	line := fmt.Sprintf("\r%-8s %d/%d objects  %s  %s/s", p.Stage, p.ObjectsDone, p.ObjectsTotal, syncHumanBytes(p.BytesDone), syncHumanBytes(int64(p.Rate)))
+	line := fmt.Sprintf("\r%-8s %d/%d objects  %s  %s/s", p.Stage, p.ObjectsDone, p.ObjectsTotal, humanBytes(uint64(p.BytesDone)), humanBytes(uint64(p.Rate)))
 	if p.Stage == "delta" {
-		line = fmt.Sprintf("\r%-8s part %d/%d  %s of %s  %s/s", p.Stage, p.PartsDone, p.PartsTotal, syncHumanBytes(p.BytesDone), syncHumanBytes(p.BytesTotal), syncHumanBytes(int64(p.Rate)))
+		line = fmt.Sprintf("\r%-8s part %d/%d  %s of %s  %s/s", p.Stage, p.PartsDone, p.PartsTotal, humanBytes(uint64(p.BytesDone)), humanBytes(uint64(p.BytesTotal)), humanBytes(uint64(p.Rate)))
 	}
 	fmt.Fprintf(e.stderr, "%-72s", line)
-}
-
-func syncHumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/osupdate/os-update/compose/treefs"
 	"github.com/osupdate/os-update/internal/fsutil"
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/commitmeta"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 )
@@ -41,10 +42,8 @@ const (
 	// KeyInputHash identifies the inputs (treefile + exact packages);
 	// an unchanged hash means an unchanged tree. rpm-ostree's key.
 	KeyInputHash = "rpmostree.inputhash"
-	// KeyPackageList is the installed package list, type a(sssss):
-	// (name, epoch, version, release, arch) sorted by name; epoch is ""
-	// when zero. rpm-ostree's key and format.
-	KeyPackageList = "rpmostree.rpmdb.pkglist"
+	// KeyPackageList is the installed package list (see commitmeta).
+	KeyPackageList = commitmeta.KeyPackageList
 	// KeyVersion is the ostree version key.
 	KeyVersion = "version"
 )
@@ -249,13 +248,12 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 
 	// No-change detection.
 	r := c.opts.Repo
-	var parent object.Checksum
-	// ReadRef has no not-found sentinel; a missing ref file means a
-	// first compose.
-	if _, err := os.Lstat(filepath.Join(r.Path(), "refs", "heads", filepath.FromSlash(tf.Ref))); err == nil {
-		if parent, err = r.ReadRef("", tf.Ref); err != nil {
-			return res, fmt.Errorf("read ref %s: %w", tf.Ref, err)
-		}
+	// A missing ref means a first compose.
+	parent, err := r.ReadRef("", tf.Ref)
+	if errors.Is(err, repo.ErrRefNotFound) {
+		parent = object.Checksum{}
+	} else if err != nil {
+		return res, fmt.Errorf("read ref %s: %w", tf.Ref, err)
 	}
 	var prevMeta object.Metadata
 	if !parent.IsZero() {
@@ -331,10 +329,9 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 		meta.Set(KeyVersion, gvariant.NewVariant("s", version))
 	}
 	meta.Set(KeyInputHash, gvariant.NewVariant("s", res.InputHash))
-	meta.Set(KeyPackageList, packageList(sol.Install))
+	commitmeta.SetPackageList(&meta, packageList(sol.Install))
 	if pp.KernelVersion != "" {
-		meta.Set("ostree.linux", gvariant.NewVariant("s", pp.KernelVersion))
-		meta.Set("ostree.bootable", gvariant.NewVariant("b", true))
+		commitmeta.SetBootable(&meta, pp.KernelVersion)
 	}
 	subject := tf.Ref
 	if version != "" {
@@ -363,21 +360,19 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 // commitTree writes dir as a commit, signs it, then moves the ref: any
 // failure before the ref moves leaves the repository's refs untouched.
 func commitTree(ctx context.Context, r *repo.Repo, dir string, co repo.CommitOptions, signFn func(*repo.Repo, object.Checksum) error) (object.Checksum, error) {
-	tx, err := r.Begin()
+	var commit object.Checksum
+	err := r.Update(ctx, func(tx *repo.Transaction) error {
+		tree, err := tx.WriteDir(ctx, dir, co.TreeOptions)
+		if err != nil {
+			return fmt.Errorf("commit tree: %w", err)
+		}
+		if commit, err = tx.WriteCommit(tree, co); err != nil {
+			return fmt.Errorf("write commit: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return object.Checksum{}, err
-	}
-	defer tx.Abort()
-	tree, err := tx.WriteDir(ctx, dir, co.TreeOptions)
-	if err != nil {
-		return object.Checksum{}, fmt.Errorf("commit tree: %w", err)
-	}
-	commit, err := tx.WriteCommit(tree, co)
-	if err != nil {
-		return object.Checksum{}, fmt.Errorf("write commit: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return object.Checksum{}, fmt.Errorf("commit transaction: %w", err)
 	}
 	if signFn != nil {
 		if err := signFn(r, commit); err != nil {
@@ -501,26 +496,13 @@ func nextVersion(prefix, prev string) string {
 	return prefix
 }
 
-func packageList(pkgs []*rpmmd.Package) gvariant.Variant {
-	sorted := append([]*rpmmd.Package(nil), pkgs...)
-	sort.Slice(sorted, func(i, j int) bool {
-		if sorted[i].Name != sorted[j].Name {
-			return sorted[i].Name < sorted[j].Name
-		}
-		return sorted[i].Arch < sorted[j].Arch
-	})
-	var list []gvariant.Value
-	for _, p := range sorted {
-		epoch := ""
-		if p.EVR.Epoch != 0 {
-			epoch = strconv.Itoa(p.EVR.Epoch)
-		}
-		list = append(list, []gvariant.Value{p.Name, epoch, p.EVR.Version, p.EVR.Release, p.Arch})
+// packageList is the recorded form of the installed packages.
+func packageList(pkgs []*rpmmd.Package) []commitmeta.Package {
+	out := make([]commitmeta.Package, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = commitmeta.Package{Name: p.Name, Epoch: strconv.Itoa(p.EVR.Epoch), Version: p.EVR.Version, Release: p.EVR.Release, Arch: p.Arch}
 	}
-	if list == nil {
-		list = []gvariant.Value{}
-	}
-	return gvariant.NewVariant("a(sssss)", list)
+	return out
 }
 
 // download fetches every package (in parallel), verifying the repository

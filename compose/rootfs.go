@@ -14,6 +14,7 @@ import (
 	"github.com/osupdate/os-update/compose/postprocess"
 	"github.com/osupdate/os-update/compose/treefs"
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/commitmeta"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 )
@@ -66,19 +67,19 @@ func CommitRootfs(ctx context.Context, opts RootfsOptions) (object.Checksum, *po
 	if err != nil {
 		return zero, nil, fmt.Errorf("postprocess %s: %w", opts.Rootfs, err)
 	}
-	var parent object.Checksum
-	if _, err := os.Lstat(filepath.Join(opts.Repo.Path(), "refs", "heads", filepath.FromSlash(opts.Branch))); err == nil {
-		if parent, err = opts.Repo.ReadRef("", opts.Branch); err != nil {
-			return zero, nil, err
-		}
+	// A missing ref means the first commit of the branch.
+	parent, err := opts.Repo.ReadRef("", opts.Branch)
+	if errors.Is(err, repo.ErrRefNotFound) {
+		parent = object.Checksum{}
+	} else if err != nil {
+		return zero, nil, err
 	}
 	meta := object.Metadata{}
 	if opts.Version != "" {
 		meta.Set(KeyVersion, gvariant.NewVariant("s", opts.Version))
 	}
 	if pp.KernelVersion != "" {
-		meta.Set("ostree.linux", gvariant.NewVariant("s", pp.KernelVersion))
-		meta.Set("ostree.bootable", gvariant.NewVariant("b", true))
+		commitmeta.SetBootable(&meta, pp.KernelVersion)
 	}
 	ts := opts.Timestamp
 	if ts.IsZero() {

@@ -7,14 +7,9 @@ import (
 	"github.com/osupdate/os-update/compose/rpmver"
 	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/repo"
-	"github.com/osupdate/os-update/repo/gvariant"
+	"github.com/osupdate/os-update/repo/commitmeta"
 	"github.com/osupdate/os-update/repo/object"
 )
-
-// KeyPackageList is the commit metadata key holding the package list a
-// compose records: a(sssss) of (name, epoch, version, release, arch),
-// sorted by name, epoch "" when zero (rpm-ostree's key and format).
-const KeyPackageList = "rpmostree.rpmdb.pkglist"
 
 type pkg struct {
 	name, arch string
@@ -28,26 +23,20 @@ func packageList(r *repo.Repo, c object.Checksum) (map[string]pkg, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, ok := cm.Metadata.Get(KeyPackageList)
-	if !ok {
-		return nil, fmt.Errorf("commit %s records no package list (%s): it was not composed from packages", c, KeyPackageList)
+	list, ok, err := commitmeta.PackageList(cm.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
 	}
-	if v.Type.String() != "a(sssss)" {
-		return nil, fmt.Errorf("commit %s: %s has type %s, want a(sssss)", c, KeyPackageList, v.Type)
+	if !ok {
+		return nil, fmt.Errorf("commit %s records no package list (%s): it was not composed from packages", c, commitmeta.KeyPackageList)
 	}
 	out := map[string]pkg{}
-	for _, it := range v.Value.([]gvariant.Value) {
-		f := it.([]gvariant.Value)
-		name, epoch, ver, rel, arch := f[0].(string), f[1].(string), f[2].(string), f[3].(string), f[4].(string)
-		evrText := ver + "-" + rel
-		if epoch != "" && epoch != "0" {
-			evrText = epoch + ":" + evrText
-		}
-		evr, err := rpmver.Parse(evrText)
+	for _, p := range list {
+		evr, err := rpmver.Parse(p.EVR())
 		if err != nil {
-			return nil, fmt.Errorf("commit %s: package %s: %w", c, name, err)
+			return nil, fmt.Errorf("commit %s: package %s: %w", c, p.Name, err)
 		}
-		out[name+"."+arch] = pkg{name: name, arch: arch, evr: evr, text: name + "-" + evrText + "." + arch}
+		out[p.Name+"."+p.Arch] = pkg{name: p.Name, arch: p.Arch, evr: evr, text: p.String()}
 	}
 	return out, nil
 }

@@ -26,8 +26,6 @@ type HostConfig struct {
 	// RemotesDirs are remotes.d directories besides the repository's own
 	// (default: <sysroot>/etc/ostree/remotes.d).
 	RemotesDirs []string
-	// Delta, if set, lets pulls use static deltas.
-	Delta pull.DeltaFunc
 	// PullOptions are defaults for every pull (timeouts, workers).
 	PullOptions pull.Options
 }
@@ -170,7 +168,6 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 	opts := b.cfg.PullOptions
 	opts.Refs = []string{ref}
 	opts.CommitMetadataOnly = metadataOnly
-	opts.Delta = b.cfg.Delta
 	opts.Progress = func(p pull.Progress) {
 		if p.BytesTotal > 0 {
 			rep.Progress("bytes", uint64(p.BytesDone), uint64(p.BytesTotal))

@@ -47,20 +47,16 @@ type TreeOptions struct {
 // CommitDir writes the tree at dir and a commit for it, then moves the
 // branch if one is given. It returns the commit checksum.
 func (r *Repo) CommitDir(ctx context.Context, dir string, opts CommitOptions) (object.Checksum, error) {
-	tx, err := r.Begin()
+	var c object.Checksum
+	err := r.Update(ctx, func(tx *Transaction) error {
+		root, err := tx.WriteDir(ctx, dir, opts.TreeOptions)
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", dir, err)
+		}
+		c, err = tx.WriteCommit(root, opts)
+		return err
+	})
 	if err != nil {
-		return object.Checksum{}, err
-	}
-	defer tx.Abort()
-	root, err := tx.WriteDir(ctx, dir, opts.TreeOptions)
-	if err != nil {
-		return object.Checksum{}, fmt.Errorf("commit %s: %w", dir, err)
-	}
-	c, err := tx.WriteCommit(root, opts)
-	if err != nil {
-		return c, err
-	}
-	if err := tx.Commit(); err != nil {
 		return c, err
 	}
 	if opts.Branch != "" {

@@ -67,7 +67,11 @@ func readRefFile(p string) (object.Checksum, error) {
 	return object.ParseChecksum(strings.TrimSpace(string(b)))
 }
 
+// ErrRefNotFound is wrapped by ReadRef when the ref does not exist.
+var ErrRefNotFound = errors.New("ref not found")
+
 // ReadRef returns the commit a ref points to; remote "" means refs/heads.
+// A missing ref is an error wrapping ErrRefNotFound.
 func (r *Repo) ReadRef(remote, ref string) (object.Checksum, error) {
 	c, err := readRefFile(r.refPath(remote, ref))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -75,7 +79,7 @@ func (r *Repo) ReadRef(remote, ref string) (object.Checksum, error) {
 		if remote != "" {
 			name = remote + ":" + ref
 		}
-		return c, fmt.Errorf("ref %s not found", name)
+		return c, fmt.Errorf("ref %s: %w", name, ErrRefNotFound)
 	}
 	return c, err
 }

@@ -20,14 +20,6 @@ const MaxMetadataSize = 10 << 20
 // ErrObjectNotFound is wrapped when an object is absent.
 var ErrObjectNotFound = errors.New("object not found")
 
-// Provider reads objects. The local store implements it; so will remote
-// and delta sources.
-type Provider interface {
-	HasObject(c object.Checksum, t object.Type) (bool, error)
-	ReadMeta(t object.Type, c object.Checksum) ([]byte, error)
-	OpenContent(c object.Checksum) (*Content, error)
-}
-
 // Content is an open content object: its header and a reader of its data.
 type Content struct {
 	Header *object.FileHeader

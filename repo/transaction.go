@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -109,6 +110,29 @@ func (r *Repo) Begin() (*Transaction, error) {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	return &Transaction{r: r, dir: dir, dirFD: fd, lockFD: lockFD, staged: map[object.Name]string{}}, nil
+}
+
+// Update runs fn in a new transaction and commits it when fn returns nil
+// and ctx is not cancelled; otherwise, or if fn panics, everything fn
+// staged is discarded and nothing becomes visible. It is the one way a
+// transaction is begun and committed in one place (bbolt's managed
+// transactions): fn must not call Commit or Abort itself.
+func (r *Repo) Update(ctx context.Context, fn func(*Transaction) error) error {
+	tx, err := r.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Abort() // a no-op once committed
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
 }
 
 // cleanStaleStaging removes staging directories nobody holds a lock on.

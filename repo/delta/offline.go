@@ -60,16 +60,12 @@ func ApplyOffline(ctx context.Context, r *repo.Repo, path string) (Name, *ApplyS
 	if err != nil {
 		return Name{}, nil, fmt.Errorf("apply delta %s: %w", path, err)
 	}
-	tx, err := r.Begin()
+	var st *ApplyStats
+	err = r.Update(ctx, func(tx *repo.Transaction) error {
+		st, err = applySuperblock(ctx, tx, sb, ApplyOptions{FetchPart: DirSource(dir)})
+		return err
+	})
 	if err != nil {
-		return sb.Name, nil, err
-	}
-	st, err := applySuperblock(ctx, tx, sb, ApplyOptions{FetchPart: DirSource(dir)})
-	if err != nil {
-		tx.Abort()
-		return sb.Name, st, fmt.Errorf("delta %s: %w", sb.Name, err)
-	}
-	if err := tx.Commit(); err != nil {
 		return sb.Name, st, fmt.Errorf("delta %s: %w", sb.Name, err)
 	}
 	return sb.Name, st, nil

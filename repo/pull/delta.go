@@ -11,7 +11,7 @@ import (
 	"github.com/osupdate/os-update/repo/summary"
 )
 
-// StaticDeltas is the DeltaFunc that applies libostree static deltas with
+// StaticDeltas applies a libostree static delta, the pull's first try, with
 // package delta. It prefers a delta from a complete local commit (the
 // ref's current one first) and uses a delta from nothing only when there
 // is no local commit at all, as libostree does. Deltas are authenticated

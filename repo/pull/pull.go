@@ -8,7 +8,7 @@
 //     fetched, checksummed and their signatures verified before any other
 //     object is requested. Nothing is written before that.
 //  3. The commit is marked partial and written; a static delta may then
-//     bring in its objects (see DeltaFunc); finally dirtrees are walked and
+//     bring in its objects (see StaticDeltas); finally dirtrees are walked and
 //     every missing object fetched with bounded parallelism over keep-alive
 //     connections. Each object is checksum-verified before it is staged,
 //     and staged objects become visible in batches, so an interrupted pull
@@ -87,13 +87,9 @@ type Progress struct {
 	Elapsed      time.Duration
 }
 
-// DeltaFunc tries to bring every object of commit `to` into tx from a
-// static delta, choosing among deltas (from the summary or delta index).
-// It reports whether it applied one; on error the pull aborts that
-// transaction and falls back to the object walk.
-type DeltaFunc func(ctx context.Context, p *DeltaRequest) (bool, error)
-
-// DeltaRequest is what a DeltaFunc gets to work with.
+// DeltaRequest is what StaticDeltas gets to work with: the transaction
+// to apply a delta into and the means to fetch it. On error the pull
+// discards that transaction and falls back to the object walk.
 type DeltaRequest struct {
 	Repo   *repo.Repo
 	Tx     *repo.Transaction
@@ -155,8 +151,7 @@ type Options struct {
 	// are made visible (default 2000); smaller means less to redo after a
 	// crash, larger means fewer syncfs calls.
 	BatchObjects int
-	// Delta is tried before the object walk; nil means StaticDeltas.
-	Delta         DeltaFunc
+	// DisableDeltas skips static deltas: only the object walk is used.
 	DisableDeltas bool
 	// Progress is called periodically and at the end.
 	Progress         func(Progress)
@@ -242,9 +237,6 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 	}
 	if opts.BatchObjects <= 0 {
 		opts.BatchObjects = 2000
-	}
-	if opts.Delta == nil {
-		opts.Delta = StaticDeltas
 	}
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = 250 * time.Millisecond
@@ -735,21 +727,15 @@ func (p *puller) storeCommit(c object.Checksum, data []byte, detached object.Met
 			return fmt.Errorf("commit %s: %w", c, err)
 		}
 	}
-	tx, err := p.r.Begin()
-	if err != nil {
-		return err
-	}
-	if _, err := tx.WriteMeta(object.TypeCommit, data, &c); err != nil {
-		tx.Abort()
-		return err
-	}
-	if hasDetached {
-		if err := tx.WriteCommitMeta(c, detached); err != nil {
-			tx.Abort()
+	return p.r.Update(context.Background(), func(tx *repo.Transaction) error {
+		if _, err := tx.WriteMeta(object.TypeCommit, data, &c); err != nil {
 			return err
 		}
-	}
-	return tx.Commit()
+		if hasDetached {
+			return tx.WriteCommitMeta(c, detached)
+		}
+		return nil
+	})
 }
 
 // localCandidates lists complete local commits to start a delta from: the
@@ -783,7 +769,7 @@ func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, he
 	if ok, _ := p.r.HasObject(c, object.TypeCommit); ok && !p.r.IsPartial(c) {
 		return nil
 	}
-	if head && p.opts.Delta != nil && !p.opts.DisableDeltas {
+	if head && !p.opts.DisableDeltas {
 		var mine []summary.Delta
 		for _, d := range deltas {
 			if d.To == c {
@@ -808,12 +794,38 @@ func (p *puller) tryDelta(ctx context.Context, ref string, to object.Checksum, d
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tx, err := p.r.Begin()
+	p.stage.Store("delta")
+	applied := false
+	err := p.r.Update(ctx, func(tx *repo.Transaction) error {
+		var err error
+		applied, err = StaticDeltas(ctx, p.deltaRequest(ctx, tx, ref, to, deltas))
+		if err == nil && applied && restoreMeta != nil {
+			// The delta carries detached metadata of its own; keep the
+			// verified copy fetched with the commit.
+			err = restoreMeta(tx)
+		}
+		if err == nil && !applied {
+			return errNoDelta
+		}
+		return err
+	})
+	if errors.Is(err, errNoDelta) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	p.stage.Store("delta")
-	req := &DeltaRequest{
+	p.res.DeltasUsed++
+	return nil
+}
+
+// errNoDelta discards the transaction of a delta attempt that found no
+// usable delta.
+var errNoDelta = errors.New("no usable static delta")
+
+// deltaRequest is what StaticDeltas needs to apply a delta into tx.
+func (p *puller) deltaRequest(ctx context.Context, tx *repo.Transaction, ref string, to object.Checksum, deltas []summary.Delta) *DeltaRequest {
+	return &DeltaRequest{
 		Repo: p.r, Tx: tx, To: to, Deltas: deltas,
 		FromCandidates: p.localCandidates(ref),
 		Fetch: func(ctx context.Context, rel string, max int64) ([]byte, error) {
@@ -834,21 +846,6 @@ func (p *puller) tryDelta(ctx context.Context, ref string, to object.Checksum, d
 		Progress: func(done, total int) { p.partsDone.Store(int64(done)); p.partsTotal.Store(int64(total)) },
 		Expect:   func(n int64) { p.bytesTot.Store(p.f.bytes.Load() + n) },
 	}
-	applied, err := p.opts.Delta(ctx, req)
-	if err == nil && applied && restoreMeta != nil {
-		// The delta carries detached metadata of its own; keep the
-		// verified copy fetched with the commit.
-		err = restoreMeta(tx)
-	}
-	if err != nil || !applied {
-		tx.Abort()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	p.res.DeltasUsed++
-	return nil
 }
 
 // openStream GETs url and returns the body (retrying only until the

@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/osupdate/os-update/repo"
@@ -24,15 +25,10 @@ func SignCommit(r *repo.Repo, commit object.Checksum, s Signer) error {
 	if err := Append(&m, data, s); err != nil {
 		return fmt.Errorf("sign commit %s: %w", commit, err)
 	}
-	tx, err := r.Begin()
+	err = r.Update(context.Background(), func(tx *repo.Transaction) error {
+		return tx.WriteCommitMeta(commit, m)
+	})
 	if err != nil {
-		return err
-	}
-	if err := tx.WriteCommitMeta(commit, m); err != nil {
-		tx.Abort()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sign commit %s: %w", commit, err)
 	}
 	return nil
