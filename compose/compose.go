@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/osupdate/os-update/compose/postprocess"
+	"github.com/osupdate/os-update/compose/rpmdb"
 	"github.com/osupdate/os-update/compose/rpmfile"
 	"github.com/osupdate/os-update/compose/rpmmd"
 	"github.com/osupdate/os-update/compose/scriptlet"
@@ -76,6 +77,9 @@ type Options struct {
 	Fetcher *rpmmd.Fetcher
 	// Bwrap is the bubblewrap binary ("" = from PATH).
 	Bwrap string
+	// RPM is the rpm binary that writes the tree's rpm database ("" =
+	// from PATH).
+	RPM string
 	// Log receives progress messages; nil discards them.
 	Log io.Writer
 	// Sign, if set, signs the new commit (detached metadata) before the
@@ -88,7 +92,7 @@ type Options struct {
 
 // Timings splits the compose time by phase.
 type Timings struct {
-	Metadata, Solve, Download, Unpack, Scripts, Postprocess, Commit, Total time.Duration
+	Metadata, Solve, Download, Unpack, Scripts, RPMDB, Postprocess, Commit, Total time.Duration
 }
 
 // PackageReport is one installed package.
@@ -174,7 +178,7 @@ func Tree(ctx context.Context, opts Options) (*Result, error) {
 func (t Timings) ms() map[string]int64 {
 	return map[string]int64{
 		"metadata": t.Metadata.Milliseconds(), "solve": t.Solve.Milliseconds(), "download": t.Download.Milliseconds(),
-		"unpack": t.Unpack.Milliseconds(), "scripts": t.Scripts.Milliseconds(), "postprocess": t.Postprocess.Milliseconds(),
+		"unpack": t.Unpack.Milliseconds(), "scripts": t.Scripts.Milliseconds(), "rpmdb": t.RPMDB.Milliseconds(), "postprocess": t.Postprocess.Milliseconds(),
 		"commit": t.Commit.Milliseconds(), "total": t.Total.Milliseconds(),
 	}
 }
@@ -294,6 +298,13 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	// The rpm database, before the treefile's postprocess scripts so
+	// that they may query it.
+	t0 = time.Now()
+	if err := c.writeRPMDB(ctx, work, files, c.timestamp(sol.Install)); err != nil {
+		return res, err
+	}
+	res.Timings.RPMDB = time.Since(t0)
 
 	t0 = time.Now()
 	version := nextVersion(tf.AutomaticVersionPrefix, prevMeta.String(KeyVersion))
@@ -660,6 +671,26 @@ func (c *composer) install(ctx context.Context, work string, pkgs []*rpmmd.Packa
 	c.scriptsBefore = scriptT
 	c.logf("Installed %d packages", len(files))
 	return out, nil
+}
+
+// writeRPMDB records the installed packages in the tree's rpm database
+// (rpmdb.DBPath) with rpm itself, and adds the links other rpm builds
+// look through.
+func (c *composer) writeRPMDB(ctx context.Context, work string, files []*rpmfile.Package, ts int64) error {
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path()
+	}
+	tool := &rpmdb.Tool{RPM: c.opts.RPM, Bwrap: c.opts.Bwrap, SourceDateEpoch: ts}
+	if err := tool.Install(ctx, work, paths); err != nil {
+		return err
+	}
+	root, err := treefs.Open(work)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return rpmdb.MakeLinks(root)
 }
 
 // treefileOps applies the treefile's tree edits, then its postprocess

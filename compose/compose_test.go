@@ -336,8 +336,28 @@ func TestComposeEndToEnd(t *testing.T) {
 		t.Errorf("os-release %q", osr)
 	}
 	tmpf := read("usr/lib/tmpfiles.d/os-update-compose.conf")
-	if !strings.Contains(tmpf, "d /var/lib/app 0750 appuser appgroup - -") {
+	if !strings.Contains(tmpf, "d /var/lib/app 0750 appuser appgroup - -") || !strings.Contains(tmpf, "L /var/lib/rpm - - - - ../../usr/share/rpm") {
 		t.Errorf("tmpfiles:\n%s", tmpf)
+	}
+	// The rpm database: nothing but the database file, which Debian's
+	// rpm reads from a read-only tree and lists the packages with
+	// versions.
+	for _, n := range []string{".rpm.lock", "rpmdb.sqlite-wal", "rpmdb.sqlite-shm"} {
+		if _, err := os.Lstat(filepath.Join(co, "usr/share/rpm", n)); err == nil {
+			t.Errorf("rpm left %s in the tree", n)
+		}
+	}
+	ro := filepath.Join(dir, "ro")
+	os.MkdirAll(ro, 0o755)
+	testutil.Run(t, "mount", "--bind", "-o", "ro", co, ro)
+	defer testutil.Run(t, "umount", ro)
+	rpmQA := strings.Split(strings.TrimSpace(testutil.Run(t, "rpm", "-qa", "--root="+ro, "--dbpath=/usr/share/rpm", "--qf", "%{NEVRA}\\n")), "\n")
+	sort.Strings(rpmQA)
+	if strings.Join(rpmQA, " ") != strings.Join(want, " ") {
+		t.Errorf("rpm -qa: %v\nwant %v", rpmQA, want)
+	}
+	if l, err := os.Readlink(filepath.Join(co, "usr/lib/sysimage/rpm")); err != nil || l != "../../share/rpm" {
+		t.Errorf("/usr/lib/sysimage/rpm: %q %v", l, err)
 	}
 	fi1, _ := os.Stat(filepath.Join(co, "usr/bin/helper"))
 	fi2, _ := os.Stat(filepath.Join(co, "usr/bin/helper-alias"))

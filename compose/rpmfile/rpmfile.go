@@ -173,6 +173,9 @@ func readHeaderBlob(r io.Reader) ([]byte, error) {
 // (strings take at least their NUL).
 var tagTypeSize = map[uint32]uint64{0: 0, 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 1, 9: 1}
 
+// Path is the file the package was opened from.
+func (p *Package) Path() string { return p.path }
+
 // NEVRA returns name-[epoch:]version-release.arch.
 func (p *Package) NEVRA() string {
 	evr := p.Version() + "-" + p.Release()

@@ -272,6 +272,20 @@ func (r *Root) Open(p string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), r.path+"/"+rel), nil
 }
 
+// OpenWrite opens existing regular file p for reading and writing in
+// place (no symlink is followed for the last component).
+func (r *Root) OpenWrite(p string) (*os.File, error) {
+	rel, err := Clean(p)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := r.openIn(rel, unix.O_RDWR|unix.O_NOFOLLOW)
+	if err != nil {
+		return nil, wrap("open", rel, err)
+	}
+	return os.NewFile(uintptr(fd), r.path+"/"+rel), nil
+}
+
 // ReadFile reads file p.
 func (r *Root) ReadFile(p string) ([]byte, error) {
 	f, err := r.Open(p)
