@@ -1,9 +1,9 @@
 package delta
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -110,24 +110,35 @@ func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type loaded struct {
-		part  *Part
+		part  *payload
 		bytes int
 		err   error
 	}
+	tmp := tmpDir(tx.Repo())
 	load := func(i int) <-chan loaded {
 		ch := make(chan loaded, 1)
 		go func() {
-			part, n, err := loadPart(ctx, sb, i, opts.FetchPart, xzPath)
+			part, n, err := loadPart(ctx, sb, i, opts.FetchPart, xzPath, tmp)
 			ch <- loaded{part, n, err}
 		}()
 		return ch
 	}
+	// The part loading ahead is closed however the loop ends.
 	var next <-chan loaded
+	defer func() {
+		if next != nil {
+			cancel()
+			if l := <-next; l.part != nil {
+				l.part.Close()
+			}
+		}
+	}()
 	if len(todo) > 0 {
 		next = load(todo[0])
 	}
 	for k, i := range todo {
 		l := <-next
+		next = nil
 		if k+1 < len(todo) {
 			next = load(todo[k+1])
 		}
@@ -135,7 +146,8 @@ func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, 
 			return st, fmt.Errorf("%s: %w", partLabel(i), l.err)
 		}
 		st.PartBytes += uint64(l.bytes)
-		n, err := execute(ctx, tx, l.part, sb.Parts[i].Objects)
+		n, err := executePayload(ctx, tx, l.part, sb.Parts[i].Objects)
+		l.part.Close()
 		st.Objects += n
 		if err != nil {
 			return st, fmt.Errorf("%s: %w", partLabel(i), err)
@@ -156,30 +168,40 @@ func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, 
 	return st, nil
 }
 
-// loadPart fetches (unless inline), verifies and decodes part i. It
-// returns the number of bytes fetched.
-func loadPart(ctx context.Context, sb *Superblock, i int, fetch func(context.Context, int) (io.ReadCloser, error), xzPath string) (*Part, int, error) {
+// loadPart fetches (unless inline), verifies and decodes part i as a
+// stream, spooling its payload in tmpDir beyond SpoolMemory. It returns
+// the number of bytes fetched.
+func loadPart(ctx context.Context, sb *Superblock, i int, fetch func(context.Context, int) (io.ReadCloser, error), xzPath, tmpDir string) (*payload, int, error) {
 	ph := sb.Parts[i]
+	src := partSource{size: ph.Size, checksum: ph.Checksum}
 	raw, inline := sb.Inline[i]
-	fetched := 0
 	if inline {
 		// The superblock's digest (from the summary) vouches for inline
 		// parts; their header checksum is checked as well.
-		if sha256.Sum256(raw) != ph.Checksum {
-			return nil, 0, malformedf("inline part: checksum mismatch")
-		}
+		src.r = bytes.NewReader(raw)
+		src.size = uint64(len(raw))
 	} else {
+		if ph.Size > MaxPartSize {
+			return nil, 0, malformedf("declared size %d bytes exceeds the %d-byte limit for a part", ph.Size, MaxPartSize)
+		}
 		if fetch == nil {
 			return nil, 0, fmt.Errorf("no part source given")
 		}
-		var err error
-		if raw, err = fetchPart(ctx, fetch, i, ph); err != nil {
+		rc, err := fetch(ctx, i)
+		if err != nil {
 			return nil, 0, err
 		}
-		fetched = len(raw)
+		defer rc.Close()
+		src.r = rc
 	}
-	part, err := decodePart(ctx, raw, maxPayload(ph.USize), ph.USize+uint64(len(raw)), xzPath)
-	return part, fetched, err
+	p, err := readPart(ctx, src, maxPayload(ph.USize), tmpDir, max(len(ph.Objects), 1), xzPath)
+	if err != nil {
+		return nil, 0, err
+	}
+	if inline {
+		return p, 0, nil
+	}
+	return p, int(ph.Size), nil
 }
 
 func allPresent(tx *repo.Transaction, objs []object.Name) (bool, error) {
@@ -192,34 +214,11 @@ func allPresent(tx *repo.Transaction, objs []object.Name) (bool, error) {
 	return true, nil
 }
 
-// fetchPart reads a part and checks its size and checksum.
-func fetchPart(ctx context.Context, fetch func(context.Context, int) (io.ReadCloser, error), i int, ph PartHeader) ([]byte, error) {
-	rc, err := fetch(ctx, i)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	if ph.Size > 1<<34 {
-		return nil, malformedf("declared size %d is implausible", ph.Size)
-	}
-	raw, err := io.ReadAll(io.LimitReader(rc, int64(ph.Size)+1))
-	if err != nil {
-		return nil, err
-	}
-	if uint64(len(raw)) != ph.Size {
-		return nil, malformedf("%d bytes, superblock declares %d", len(raw), ph.Size)
-	}
-	if sha256.Sum256(raw) != ph.Checksum {
-		return nil, malformedf("checksum mismatch: the part hashes to %x, superblock says %x", sha256.Sum256(raw), ph.Checksum)
-	}
-	return raw, nil
-}
-
 // executor runs one part's operations.
 type executor struct {
 	ctx  context.Context
 	tx   *repo.Transaction
-	part *Part
+	part *payload
 	objs []object.Name
 	next int // index of the object the next S or o creates
 
@@ -230,12 +229,24 @@ type executor struct {
 	curN    uint64
 }
 
-// execute runs a part's operations and returns how many objects it
-// wrote.
+// execute runs the operations of an in-memory part and returns how many
+// objects it wrote.
 func execute(ctx context.Context, tx *repo.Transaction, part *Part, objs []object.Name) (int, error) {
+	p := &payload{
+		modes:  part.Modes,
+		xattrs: part.Xattrs,
+		blob:   io.NewSectionReader(bytes.NewReader(part.Blob), 0, int64(len(part.Blob))),
+		ops:    io.NewSectionReader(bytes.NewReader(part.Ops), 0, int64(len(part.Ops))),
+	}
+	return executePayload(ctx, tx, p, objs)
+}
+
+// executePayload runs a part's operations, read as a stream, and returns
+// how many objects it wrote.
+func executePayload(ctx context.Context, tx *repo.Transaction, part *payload, objs []object.Name) (int, error) {
 	e := &executor{ctx: ctx, tx: tx, part: part, objs: objs}
 	defer e.cleanup()
-	r := NewOpReader(part.Ops)
+	r := newOpStream(bufio.NewReaderSize(part.ops, 64<<10))
 	for {
 		at := r.Offset()
 		meta := e.next < len(objs) && objs[e.next].Type.IsMeta()
@@ -294,24 +305,41 @@ func (e *executor) setSource(c object.Checksum) error {
 	return nil
 }
 
-// blob returns blob[off:off+n] or an error if out of range.
-func (e *executor) blob(off, n uint64) ([]byte, error) {
-	b := e.part.Blob
-	if off > uint64(len(b)) || n > uint64(len(b))-off {
-		return nil, malformedf("blob range [%d, +%d) outside the %d-byte blob", off, n, len(b))
+// blobRange returns a reader of blob[off:off+n] or an error if out of
+// range.
+func (e *executor) blobRange(off, n uint64) (*io.SectionReader, error) {
+	size := uint64(e.part.blob.Size())
+	if off > size || n > size-off {
+		return nil, malformedf("blob range [%d, +%d) outside the %d-byte blob", off, n, size)
 	}
-	return b[off : off+n], nil
+	return io.NewSectionReader(e.part.blob, int64(off), int64(n)), nil
+}
+
+// blob reads blob[off:off+n] into memory; n is at most max.
+func (e *executor) blob(off, n uint64, max uint64, what string) ([]byte, error) {
+	sr, err := e.blobRange(off, n)
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, malformedf("%s of %d bytes, more than %d", what, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(sr, b); err != nil {
+		return nil, fmt.Errorf("read part payload: %w", err)
+	}
+	return b, nil
 }
 
 func (e *executor) header(modeIdx, xattrIdx uint64) (*object.FileHeader, error) {
-	if modeIdx >= uint64(len(e.part.Modes)) {
-		return nil, malformedf("mode index %d out of range (%d modes)", modeIdx, len(e.part.Modes))
+	if modeIdx >= uint64(len(e.part.modes)) {
+		return nil, malformedf("mode index %d out of range (%d modes)", modeIdx, len(e.part.modes))
 	}
-	if xattrIdx >= uint64(len(e.part.Xattrs)) {
-		return nil, malformedf("xattr index %d out of range (%d lists)", xattrIdx, len(e.part.Xattrs))
+	if xattrIdx >= uint64(len(e.part.xattrs)) {
+		return nil, malformedf("xattr index %d out of range (%d lists)", xattrIdx, len(e.part.xattrs))
 	}
-	m := e.part.Modes[modeIdx]
-	return &object.FileHeader{UID: m.UID, GID: m.GID, Mode: m.Mode, Xattrs: e.part.Xattrs[xattrIdx]}, nil
+	m := e.part.modes[modeIdx]
+	return &object.FileHeader{UID: m.UID, GID: m.GID, Mode: m.Mode, Xattrs: e.part.xattrs[xattrIdx]}, nil
 }
 
 func (e *executor) target() (object.Name, error) {
@@ -336,7 +364,7 @@ func (e *executor) run(op Op) error {
 			return err
 		}
 		if n.Type.IsMeta() {
-			data, err := e.blob(a[1], a[0])
+			data, err := e.blob(a[1], a[0], repo.MaxMetadataSize, "metadata object")
 			if err != nil {
 				return err
 			}
@@ -348,14 +376,19 @@ func (e *executor) run(op Op) error {
 			if err != nil {
 				return err
 			}
-			data, err := e.blob(a[3], a[2])
+			data, err := e.blobRange(a[3], a[2])
 			if err != nil {
 				return err
 			}
-			size := uint64(len(data))
+			size := a[2]
 			switch h.Mode & object.ModeTypeMask {
 			case object.ModeSymlink:
-				h.SymlinkTarget, size, data = string(data), 0, nil
+				target, err := e.blob(a[3], a[2], object.MaxHeaderSize, "symlink target")
+				if err != nil {
+					return err
+				}
+				h.SymlinkTarget, size = string(target), 0
+				data = io.NewSectionReader(bytes.NewReader(nil), 0, 0)
 			case object.ModeRegular:
 			default:
 				return malformedf("object %s: mode %#o is neither a regular file nor a symlink", n, h.Mode)
@@ -363,7 +396,7 @@ func (e *executor) run(op Op) error {
 			if err := h.Validate(); err != nil {
 				return malformedf("object %s: %v", n, err)
 			}
-			if _, err := e.tx.WriteContent(h, size, bytes.NewReader(data), &n.Checksum); err != nil {
+			if _, err := e.tx.WriteContent(h, size, data, &n.Checksum); err != nil {
 				return err
 			}
 		}
@@ -399,11 +432,11 @@ func (e *executor) run(op Op) error {
 			return malformedf("write of %d bytes past the declared size %d of %s", length, e.curSize, e.objs[e.next])
 		}
 		if e.src == nil {
-			data, err := e.blob(off, length)
+			data, err := e.blobRange(off, length)
 			if err != nil {
 				return err
 			}
-			if _, err := e.cur.Write(data); err != nil {
+			if _, err := io.Copy(e.cur, data); err != nil {
 				return err
 			}
 		} else {
@@ -416,7 +449,7 @@ func (e *executor) run(op Op) error {
 		}
 		e.curN += length
 	case OpSetReadSource:
-		b, err := e.blob(a[0], 32)
+		b, err := e.blob(a[0], 32, 32, "checksum")
 		if err != nil {
 			return err
 		}
@@ -448,11 +481,11 @@ func (e *executor) run(op Op) error {
 		if e.curN != 0 {
 			return malformedf("bspatch into a partly written object")
 		}
-		patch, err := e.blob(a[0], a[1])
+		patch, err := e.blobRange(a[0], a[1])
 		if err != nil {
 			return err
 		}
-		if err := bsdiff.Patch(e.src, int64(e.src.size), patch, e.curSize, e.cur); err != nil {
+		if err := bsdiff.PatchReader(e.src, int64(e.src.size), bufio.NewReaderSize(patch, 64<<10), patch.Size(), e.curSize, e.cur); err != nil {
 			if errors.Is(err, bsdiff.ErrCorrupt) {
 				return malformedf("object %s: %v", e.objs[e.next], err)
 			}

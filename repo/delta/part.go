@@ -3,11 +3,11 @@ package delta
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/bits"
-	"os/exec"
 	"strings"
 
 	"github.com/osupdate/os-update/repo/gvariant"
@@ -55,92 +55,27 @@ func maxPayload(usize uint64) uint64 {
 	return 2*usize + slack
 }
 
-// DecodePart decodes a part file (compression flag and payload). limit
-// bounds the decompressed payload; 0 means a 1 GiB cap. xz data is
-// decoded by the built-in decoder.
+// DecodePart decodes a part file (compression flag and payload) into
+// memory. limit bounds the decompressed payload; 0 means a 1 GiB cap. xz
+// data is decoded by the built-in decoder. Apply does not use it: it
+// streams parts (see readPart).
 func DecodePart(raw []byte, limit uint64) (*Part, error) {
-	return decodePart(context.Background(), raw, limit, 0, "")
-}
-
-// decodePart is DecodePart, decoding xz with the xz command at xzPath
-// (liblzma, about twice as fast as the built-in decoder) when it is set.
-// sizeHint presizes the output buffer (the payload is about the part's
-// uncompressed object size).
-func decodePart(ctx context.Context, raw []byte, limit, sizeHint uint64, xzPath string) (*Part, error) {
-	if limit == 0 {
+	if limit == 0 || limit > 1<<30 {
 		limit = 1 << 30
 	}
-	if len(raw) < 1 {
-		return nil, malformedf("empty part file")
-	}
-	var payload []byte
-	switch raw[0] {
-	case CompressionNone:
-		payload = raw[1:]
-	case CompressionXZ:
-		var err error
-		if xzPath != "" {
-			payload, err = unxzCommand(ctx, xzPath, raw[1:], limit, min(sizeHint, limit)+4096)
-		} else {
-			payload, err = unxz(raw[1:], limit, min(sizeHint, limit)+4096)
-		}
-		if err != nil {
-			return nil, err
-		}
-	default:
-		return nil, malformedf("unknown compression type %q", raw[0])
-	}
-	if uint64(len(payload)) > limit {
-		return nil, malformedf("payload of %d bytes, more than %d", len(payload), limit)
-	}
-	return DecodePayload(payload)
-}
-
-func unxz(data []byte, limit, hint uint64) ([]byte, error) {
-	zr, err := xz.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, malformedf("xz: %v", err)
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, hint))
-	n, err := io.Copy(buf, io.LimitReader(zr, int64(limit)+1))
-	if err != nil {
-		return nil, malformedf("xz: %v", err)
-	}
-	if uint64(n) > limit {
-		return nil, malformedf("decompresses to more than %d bytes", limit)
-	}
-	return buf.Bytes(), nil
-}
-
-// unxzCommand decodes one .xz stream with the xz command, reading at most
-// limit bytes of output (the process is killed beyond that) and letting
-// it use at most 256 MiB of memory whatever dictionary size the stream
-// declares.
-func unxzCommand(ctx context.Context, xzPath string, data []byte, limit, hint uint64) ([]byte, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, xzPath, "--decompress", "--stdout", "--format=xz", "--single-stream", "--memlimit-decompress=256MiB", "--quiet", "--no-warn")
-	cmd.Stdin = bytes.NewReader(data)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	p, err := readPart(context.Background(), partSource{r: bytes.NewReader(raw), size: uint64(len(raw)), checksum: sha256.Sum256(raw)}, limit, "", 0, "")
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("xz: %w", err)
+	defer p.Close()
+	part := &Part{Modes: p.modes, Xattrs: p.xattrs, Blob: make([]byte, p.blob.Size()), Ops: make([]byte, p.ops.Size())}
+	if _, err := io.ReadFull(p.blob, part.Blob); err != nil {
+		return nil, err
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, hint))
-	n, rerr := io.Copy(buf, io.LimitReader(out, int64(limit)+1))
-	if uint64(n) > limit {
-		cancel()
-		cmd.Wait()
-		return nil, malformedf("decompresses to more than %d bytes", limit)
+	if _, err := io.ReadFull(p.ops, part.Ops); err != nil {
+		return nil, err
 	}
-	if werr := cmd.Wait(); werr != nil || rerr != nil {
-		return nil, malformedf("xz: %v %v: %s", werr, rerr, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return buf.Bytes(), nil
+	return part, nil
 }
 
 // DecodePayload decodes an uncompressed (a(uuu)aa(ayay)ayay) payload.
@@ -151,19 +86,7 @@ func DecodePayload(payload []byte) (*Part, error) {
 	}
 	f := v.([]gvariant.Value)
 	p := &Part{Blob: f[2].([]byte), Ops: f[3].([]byte)}
-	for _, mv := range f[0].([]gvariant.Value) {
-		m := mv.([]gvariant.Value)
-		// Stored big-endian; the codec reads little-endian.
-		p.Modes = append(p.Modes, Mode{bits.ReverseBytes32(m[0].(uint32)), bits.ReverseBytes32(m[1].(uint32)), bits.ReverseBytes32(m[2].(uint32))})
-	}
-	for _, xv := range f[1].([]gvariant.Value) {
-		var list []object.Xattr
-		for _, e := range xv.([]gvariant.Value) {
-			kv := e.([]gvariant.Value)
-			list = append(list, object.Xattr{Name: kv[0].([]byte), Value: kv[1].([]byte)})
-		}
-		p.Xattrs = append(p.Xattrs, list)
-	}
+	p.Modes, p.Xattrs = decodeTables(f[0], f[1])
 	return p, nil
 }
 
@@ -207,26 +130,42 @@ func (o Op) String() string {
 }
 
 // OpReader decodes an operation stream. The operand count of 'S' depends
-// on the type of the object it creates, which only the caller knows.
+// on the type of the object it creates, which only the caller knows. It
+// reads the stream as it goes, so operations need not fit in memory.
 type OpReader struct {
-	ops []byte
+	r   io.ByteReader
 	pos int
 }
 
 // NewOpReader reads ops.
-func NewOpReader(ops []byte) *OpReader { return &OpReader{ops: ops} }
+func NewOpReader(ops []byte) *OpReader { return &OpReader{r: bytes.NewReader(ops)} }
+
+// newOpStream reads operations from r.
+func newOpStream(r io.ByteReader) *OpReader { return &OpReader{r: r} }
 
 // Offset is the position of the next operation in the stream.
 func (r *OpReader) Offset() int { return r.pos }
 
+// ReadByte counts the bytes binary.ReadUvarint consumes.
+func (r *OpReader) ReadByte() (byte, error) {
+	c, err := r.r.ReadByte()
+	if err == nil {
+		r.pos++
+	}
+	return c, err
+}
+
 // Next returns the next operation, or io.EOF at the end. metaTarget says
 // whether the object an 'S' would create is a metadata object.
 func (r *OpReader) Next(metaTarget bool) (Op, error) {
-	if r.pos >= len(r.ops) {
+	code, err := r.ReadByte()
+	if err == io.EOF {
 		return Op{}, io.EOF
 	}
-	op := Op{Code: r.ops[r.pos]}
-	r.pos++
+	if err != nil {
+		return Op{}, fmt.Errorf("read operations: %w", err)
+	}
+	op := Op{Code: code}
 	var n int
 	switch op.Code {
 	case OpOpenSpliceAndClose:
@@ -246,12 +185,15 @@ func (r *OpReader) Next(metaTarget bool) (Op, error) {
 	}
 	op.Args = make([]uint64, n)
 	for i := range op.Args {
-		v, k := binary.Uvarint(r.ops[r.pos:])
-		if k <= 0 {
-			return op, malformedf("opcode %q at offset %d: truncated or overlong varint", op.Code, r.pos)
+		at := r.pos
+		v, err := binary.ReadUvarint(r)
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF || strings.Contains(err.Error(), "overflow") {
+				return op, malformedf("opcode %q at offset %d: truncated or overlong varint", op.Code, at)
+			}
+			return op, fmt.Errorf("read operations: %w", err)
 		}
 		op.Args[i] = v
-		r.pos += k
 	}
 	return op, nil
 }

@@ -12,6 +12,7 @@
 package bsdiff
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -56,28 +57,50 @@ func putInt(b []byte, x int64) {
 // overrun newSize, on a truncated patch, and on bytes left after the new
 // data is complete.
 func Patch(old io.ReaderAt, oldSize int64, patch []byte, newSize uint64, out io.Writer) error {
+	return PatchReader(old, oldSize, bytes.NewReader(patch), int64(len(patch)), newSize, out)
+}
+
+// PatchReader is Patch with the patch read from patch (patchSize bytes),
+// so that a patch larger than memory can be applied: it holds two 64 KiB
+// buffers whatever the sizes.
+func PatchReader(old io.ReaderAt, oldSize int64, patch io.Reader, patchSize int64, newSize uint64, out io.Writer) error {
 	const chunk = 64 << 10
 	buf := make([]byte, chunk)
 	oldBuf := make([]byte, chunk)
+	var ctl [24]byte
 	var newPos uint64
 	var oldPos int64
-	p := patch
-	for newPos < newSize {
-		if len(p) < 24 {
-			return corrupt("truncated control record at patch offset %d", len(patch)-len(p))
+	left := patchSize // patch bytes not yet consumed
+	read := func(b []byte) error {
+		if _, err := io.ReadFull(patch, b); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return corrupt("patch ends early at offset %d", patchSize-left)
+			}
+			return fmt.Errorf("read patch: %w", err)
 		}
-		diffLen, extraLen, seek := getInt(p[0:8]), getInt(p[8:16]), getInt(p[16:24])
-		p = p[24:]
+		left -= int64(len(b))
+		return nil
+	}
+	for newPos < newSize {
+		if left < 24 {
+			return corrupt("truncated control record at patch offset %d", patchSize-left)
+		}
+		if err := read(ctl[:]); err != nil {
+			return err
+		}
+		diffLen, extraLen, seek := getInt(ctl[0:8]), getInt(ctl[8:16]), getInt(ctl[16:24])
 		if diffLen < 0 || extraLen < 0 || uint64(diffLen) > newSize-newPos || uint64(extraLen) > newSize-newPos-uint64(diffLen) {
 			return corrupt("record (%d, %d) overruns the new size %d at %d", diffLen, extraLen, newSize, newPos)
 		}
-		if int64(len(p)) < diffLen+extraLen {
-			return corrupt("truncated record data at patch offset %d", len(patch)-len(p))
+		if left < diffLen+extraLen {
+			return corrupt("truncated record data at patch offset %d", patchSize-left)
 		}
 		for done := int64(0); done < diffLen; {
 			n := min(diffLen-done, chunk)
 			b := buf[:n]
-			copy(b, p[done:done+n])
+			if err := read(b); err != nil {
+				return err
+			}
 			if err := addOld(old, oldSize, oldPos+done, b, oldBuf); err != nil {
 				return err
 			}
@@ -86,20 +109,24 @@ func Patch(old io.ReaderAt, oldSize int64, patch []byte, newSize uint64, out io.
 			}
 			done += n
 		}
-		p = p[diffLen:]
 		newPos += uint64(diffLen)
 		oldPos += diffLen
-		if extraLen > 0 {
-			if _, err := out.Write(p[:extraLen]); err != nil {
+		for done := int64(0); done < extraLen; {
+			n := min(extraLen-done, chunk)
+			b := buf[:n]
+			if err := read(b); err != nil {
 				return err
 			}
+			if _, err := out.Write(b); err != nil {
+				return err
+			}
+			done += n
 		}
-		p = p[extraLen:]
 		newPos += uint64(extraLen)
 		oldPos += seek
 	}
-	if len(p) != 0 {
-		return corrupt("%d bytes after the end of the new data", len(p))
+	if left != 0 {
+		return corrupt("%d bytes after the end of the new data", left)
 	}
 	return nil
 }
