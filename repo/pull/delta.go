@@ -93,7 +93,7 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 		},
 	})
 	if err != nil {
-		return false, fmt.Errorf("delta %s: %w", d.Name(), err)
+		return false, err // Apply's errors name the delta and the part
 	}
 	return true, nil
 }
