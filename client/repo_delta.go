@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -232,28 +230,9 @@ func deltaShow(ctx context.Context, e *env, args []string) error {
 
 // partOps summarizes the operation kinds of part i.
 func partOps(r *repo.Repo, sb *delta.Superblock, i int) (string, error) {
-	raw, ok := sb.Inline[i]
-	if !ok {
-		rc, err := delta.DirSource(filepath.Join(r.Path(), sb.Name.Dir()))(context.Background(), i)
-		if err != nil {
-			return "", err
-		}
-		defer rc.Close()
-		if raw, err = io.ReadAll(io.LimitReader(rc, int64(sb.Parts[i].Size))); err != nil {
-			return "", err
-		}
-	}
-	p, err := delta.DecodePart(raw, 0)
+	counts, err := delta.OpCounts(context.Background(), r, sb, i)
 	if err != nil {
-		return "", fmt.Errorf("delta %s part %d: %w", sb.Name, i, err)
-	}
-	ops, err := delta.Disassemble(p, sb.Parts[i].Objects)
-	if err != nil {
-		return "", fmt.Errorf("delta %s part %d: %w", sb.Name, i, err)
-	}
-	counts := map[byte]int{}
-	for _, op := range ops {
-		counts[op.Code]++
+		return "", err
 	}
 	var parts []string
 	for _, c := range []byte("SorRwcB") {

@@ -1,12 +1,14 @@
 package delta
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -136,5 +138,37 @@ func Disassemble(part *Part, objs []object.Name) ([]Op, error) {
 			next++
 		}
 		out = append(out, op)
+	}
+}
+
+// OpCounts counts the operations of part i of a delta stored in r, by
+// opcode, reading the part as Apply does (streamed, size and checksum
+// checked, payload spooled in r's tmp/ beyond SpoolMemory).
+func OpCounts(ctx context.Context, r *repo.Repo, sb *Superblock, i int) (map[byte]int, error) {
+	if i < 0 || i >= len(sb.Parts) {
+		return nil, fmt.Errorf("delta %s: no part %d", sb.Name, i)
+	}
+	xzPath, _ := exec.LookPath("xz")
+	p, _, err := loadPart(ctx, sb, i, DirSource(filepath.Join(r.Path(), sb.Name.Dir())), xzPath, tmpDir(r))
+	if err != nil {
+		return nil, fmt.Errorf("delta %s: %s: %w", sb.Name, partLabel(i), err)
+	}
+	defer p.Close()
+	objs := sb.Parts[i].Objects
+	ops := newOpStream(bufio.NewReaderSize(p.ops, 64<<10))
+	counts := map[byte]int{}
+	next := 0
+	for {
+		op, err := ops.Next(next < len(objs) && objs[next].Type.IsMeta())
+		if err == io.EOF {
+			return counts, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("delta %s: %s: %w", sb.Name, partLabel(i), err)
+		}
+		if op.Code == OpOpenSpliceAndClose || op.Code == OpClose {
+			next++
+		}
+		counts[op.Code]++
 	}
 }
