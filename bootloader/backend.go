@@ -77,6 +77,17 @@ func (BLS) Name() string                                { return "bls" }
 func (BLS) Configs([]*Entry) (map[string][]byte, error) { return nil, nil }
 func (BLS) Link(string) error                           { return nil }
 
+// validateAll refuses entries whose values would add lines to a native
+// configuration file.
+func validateAll(entries []*Entry) error {
+	for _, e := range entries {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // bootPath prefixes an entry path (relative to the boot partition) with
 // /boot; /boot/boot -> . makes that path valid whether /boot is its own
 // partition or a directory of the root file system.
@@ -99,6 +110,9 @@ func grubQuote(s string) string {
 }
 
 func (g Grub2) Configs(entries []*Entry) (map[string][]byte, error) {
+	if err := validateAll(entries); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
 	b.WriteString(header)
 	b.WriteString("set default=0\nset timeout=5\n")
@@ -146,15 +160,15 @@ type Syslinux struct {
 func (Syslinux) Name() string { return "syslinux" }
 
 func (s Syslinux) Configs(entries []*Entry) (map[string][]byte, error) {
+	if err := validateAll(entries); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
 	b.WriteString(header)
 	for i, e := range entries {
 		title := e.Get("title")
 		if title == "" {
 			title = "(Untitled)"
-		}
-		if strings.ContainsAny(title, "\n") {
-			return nil, fmt.Errorf("syslinux: boot entry %s: title contains a newline", e.Name)
 		}
 		if i == 0 {
 			fmt.Fprintf(&b, "DEFAULT %s\n", title)
@@ -198,6 +212,9 @@ type UBoot struct{}
 func (UBoot) Name() string { return "uboot" }
 
 func (UBoot) Configs(entries []*Entry) (map[string][]byte, error) {
+	if err := validateAll(entries); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
 	b.WriteString(header)
 	for i, e := range entries {
@@ -220,9 +237,6 @@ func (UBoot) Configs(entries []*Entry) (map[string][]byte, error) {
 			fmt.Fprintf(&b, "fdtdir%s=%s\n", suffix, bootPath(p))
 		}
 		if o := e.Get("options"); o != "" {
-			if strings.ContainsAny(o, "\n") {
-				return nil, fmt.Errorf("uboot: boot entry %s: options contain a newline", e.Name)
-			}
 			fmt.Fprintf(&b, "bootargs%s=%s\n", suffix, o)
 		}
 	}

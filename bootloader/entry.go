@@ -62,6 +62,38 @@ func (e *Entry) Set(key, value string) {
 // Add appends a line even if the key exists.
 func (e *Entry) Add(key, value string) { e.Lines = append(e.Lines, KV{key, value}) }
 
+// Validate checks that rendering the entry gives exactly one line per
+// key: keys start with a letter and hold no whitespace or control
+// characters, values hold no control characters but tabs. A value with a
+// newline would add lines (a second "linux" or "initrd") to the entry.
+func (e *Entry) Validate() error {
+	for _, kv := range e.Lines {
+		if kv.Key == "" || !isLetter(kv.Key[0]) {
+			return fmt.Errorf("boot entry %s: invalid key %q", e.Name, kv.Key)
+		}
+		for i := 0; i < len(kv.Key); i++ {
+			if c := kv.Key[i]; c <= ' ' || c == 0x7f {
+				return fmt.Errorf("boot entry %s: invalid key %q", e.Name, kv.Key)
+			}
+		}
+		if err := checkValue(kv.Value); err != nil {
+			return fmt.Errorf("boot entry %s: %s: %w", e.Name, kv.Key, err)
+		}
+	}
+	return nil
+}
+
+// checkValue refuses control characters (but tab) in a value that is
+// written on one line of a configuration file.
+func checkValue(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return fmt.Errorf("value %q contains the control character %q, which would add a line", v, c)
+		}
+	}
+	return nil
+}
+
 // Bytes renders the entry as a BLS file.
 func (e *Entry) Bytes() []byte {
 	var b bytes.Buffer

@@ -91,6 +91,16 @@ func (l *Loader) Prepare(version int, entries []*Entry, be Backend) error {
 	} else if ok && cur == version {
 		return fmt.Errorf("refusing to rewrite loader.%d: it is the current boot configuration", version)
 	}
+	// Every entry is checked before anything is written: a value that
+	// would add a line is refused whoever built the entry.
+	for _, e := range entries {
+		if e.Name == "" || strings.ContainsRune(e.Name, '/') {
+			return fmt.Errorf("boot entry has an invalid file name %q", e.Name)
+		}
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
 	dir := filepath.Join(l.BootDir, fmt.Sprintf("loader.%d", version))
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("clear %s: %w", dir, err)

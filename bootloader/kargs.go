@@ -37,6 +37,39 @@ func ParseKargs(s string) Kargs {
 	return out
 }
 
+// ValidateArg checks one kernel argument against the rules of the kernel
+// command line: not empty, no control characters (a newline, tab or
+// carriage return would end the "options" line of a boot entry and let
+// the rest be read as new lines), double quotes balanced, and no space
+// outside quotes (a value with spaces is written key="a b").
+func ValidateArg(a string) error {
+	if a == "" {
+		return fmt.Errorf("kernel argument is empty")
+	}
+	for i := 0; i < len(a); i++ {
+		if c := a[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("kernel argument %q contains the control character %q at byte %d", a, c, i)
+		}
+	}
+	if strings.Count(a, `"`)%2 != 0 {
+		return fmt.Errorf("kernel argument %q has unbalanced double quotes", a)
+	}
+	if k := ParseKargs(a); len(k) != 1 || k[0] != a {
+		return fmt.Errorf("kernel argument %q contains a space outside quotes (write a value with spaces as key=\"a b\")", a)
+	}
+	return nil
+}
+
+// ValidateArgs checks every argument with ValidateArg.
+func ValidateArgs(args []string) error {
+	for _, a := range args {
+		if err := ValidateArg(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // String joins the arguments with single spaces.
 func (k Kargs) String() string { return strings.Join(k, " ") }
 

@@ -198,12 +198,19 @@ func runAdminStatus(ctx context.Context, e *env, args []string) error {
 		if out == nil {
 			out = []deploymentJSON{}
 		}
-		b, err := json.MarshalIndent(map[string]any{"deployments": out}, "", "  ")
+		doc := map[string]any{"deployments": out}
+		if len(s.Warnings) > 0 {
+			doc["warnings"] = s.Warnings
+		}
+		b, err := json.MarshalIndent(doc, "", "  ")
 		if err != nil {
 			return err
 		}
 		e.printf("%s\n", b)
 		return nil
+	}
+	for _, w := range s.Warnings {
+		e.printf("Warning: %s\n", w)
 	}
 	if len(out) == 0 {
 		e.printf("No deployments.\n")

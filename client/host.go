@@ -115,6 +115,9 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 	if cu := st.CachedUpdate; cu != nil && cu.Available && !deployed(st, cu.Checksum) {
 		e.printf("AvailableUpdate: %s %s (checked %s)\n", cu.Version, cu.Checksum, fmtTime(cu.CheckedAt))
 	}
+	for _, w := range st.Warnings {
+		e.printf("Warning: %s\n", w)
+	}
 	e.printf("Deployments:\n")
 	for _, d := range st.Deployments {
 		mark := " "

@@ -634,6 +634,13 @@ func repoRefs(ctx context.Context, e *env, args []string) error {
 		if len(pos) != 1 {
 			return usagef("--create NEW needs one REV argument")
 		}
+		// Held until the ref is written, so a concurrent prune cannot
+		// delete the commit in between.
+		unlock, err := r.LockShared()
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		c, err := r.ResolveRev(pos[0])
 		if err != nil {
 			return err

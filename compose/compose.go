@@ -371,8 +371,15 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 // commitTree writes dir as a commit, signs it, then moves the ref: any
 // failure before the ref moves leaves the repository's refs untouched.
 func commitTree(ctx context.Context, r *repo.Repo, dir string, co repo.CommitOptions, signFn func(*repo.Repo, object.Checksum) error) (object.Checksum, error) {
+	// The commit is visible before it is signed and its ref moves: hold
+	// the repository lock until then so that no prune deletes it.
+	unlock, err := r.LockShared()
+	if err != nil {
+		return object.Checksum{}, err
+	}
+	defer unlock()
 	var commit object.Checksum
-	err := r.Update(ctx, func(tx *repo.Transaction) error {
+	err = r.Update(ctx, func(tx *repo.Transaction) error {
 		tree, err := tx.WriteDir(ctx, dir, co.TreeOptions)
 		if err != nil {
 			return fmt.Errorf("commit tree: %w", err)

@@ -57,7 +57,7 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 		return api.Status{}, err
 	}
 	defer s.Close()
-	st := api.Status{Deployments: []api.Deployment{}}
+	st := api.Status{Deployments: []api.Deployment{}, Warnings: s.Warnings}
 	current := s.Booted
 	if current == nil && len(s.Deployments) > 0 {
 		current = s.Deployments[0]

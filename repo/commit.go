@@ -53,16 +53,18 @@ func (r *Repo) CommitDir(ctx context.Context, dir string, opts CommitOptions) (o
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", dir, err)
 		}
-		c, err = tx.WriteCommit(root, opts)
-		return err
+		if c, err = tx.WriteCommit(root, opts); err != nil {
+			return err
+		}
+		if opts.Branch != "" {
+			// The ref moves inside the transaction: a prune must never
+			// see the new commit without it.
+			return tx.SetRef("", opts.Branch, c)
+		}
+		return nil
 	})
 	if err != nil {
 		return c, err
-	}
-	if opts.Branch != "" {
-		if err := r.SetRef("", opts.Branch, c); err != nil {
-			return c, err
-		}
 	}
 	return c, nil
 }

@@ -84,9 +84,7 @@ func (r *Repo) ReadRef(remote, ref string) (object.Checksum, error) {
 	return c, err
 }
 
-// SetRef points a ref at a commit, atomically and durably. A zero checksum
-// deletes the ref.
-func (r *Repo) SetRef(remote, ref string, c object.Checksum) error {
+func validateRefTarget(remote, ref string) error {
 	if err := ValidateRef(ref); err != nil {
 		return err
 	}
@@ -94,6 +92,17 @@ func (r *Repo) SetRef(remote, ref string, c object.Checksum) error {
 		if err := ValidateRef(remote); err != nil || strings.Contains(remote, "/") {
 			return fmt.Errorf("invalid remote name %q", remote)
 		}
+	}
+	return nil
+}
+
+// SetRef points a ref at a commit, atomically and durably. A zero checksum
+// deletes the ref. It does not by itself protect the commit from a
+// concurrent prune: write refs to new commits with Transaction.SetRef, or
+// hold LockShared from making or resolving the commit until SetRef returns.
+func (r *Repo) SetRef(remote, ref string, c object.Checksum) error {
+	if err := validateRefTarget(remote, ref); err != nil {
+		return err
 	}
 	p := r.refPath(remote, ref)
 	if c.IsZero() {

@@ -41,7 +41,14 @@ type Transaction struct {
 
 	mu     sync.Mutex
 	staged map[object.Name]string // object -> file name in the staging dir
+	refs   []refUpdate            // written by Commit, under the lock
 	done   bool
+}
+
+// refUpdate is a ref move queued with Transaction.SetRef.
+type refUpdate struct {
+	remote, ref string
+	commit      object.Checksum
 }
 
 // TxStats counts a transaction's work.
@@ -54,6 +61,22 @@ type TxStats struct {
 // Stats returns counters of the work done so far.
 func (tx *Transaction) Stats() TxStats {
 	return TxStats{tx.filesRead.Load(), tx.filesReused.Load(), tx.objectsWritten.Load()}
+}
+
+// LockShared takes the repository lock shared and returns its release.
+// Prune takes the lock exclusively, so while it is held nothing is
+// deleted: hold it across every step that makes objects visible and then
+// points refs at them in separate transactions (a pull, a commit that is
+// signed before its ref moves), or across resolving a commit and writing a
+// ref to it. Shared holders never block each other; a holder must not call
+// Prune (it would wait for itself).
+func (r *Repo) LockShared() (func(), error) {
+	fd, err := r.lockRepo(false)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { unix.Close(fd) }) }, nil
 }
 
 // lockRepo takes the repository-wide lock: shared for writers, exclusive
@@ -464,9 +487,27 @@ func applyBareMeta(fd int, h *object.FileHeader, mode Mode) error {
 	return unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
 }
 
+// SetRef queues a ref move (a zero checksum deletes the ref) that Commit
+// performs after the transaction's objects are durable and before it
+// releases the repository lock, as libostree's transaction_set_ref does:
+// a prune never sees the new commit without its ref.
+func (tx *Transaction) SetRef(remote, ref string, c object.Checksum) error {
+	if err := validateRefTarget(remote, ref); err != nil {
+		return err
+	}
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done {
+		return fmt.Errorf("transaction already finished")
+	}
+	tx.refs = append(tx.refs, refUpdate{remote, ref, c})
+	return nil
+}
+
 // Commit makes every staged object visible: data is synced first, then
 // content and tree objects are renamed into place, synced, and only then
-// commits, so a visible commit always has its whole tree.
+// commits, so a visible commit always has its whole tree. Refs queued with
+// SetRef move last, still under the repository lock.
 func (tx *Transaction) Commit() error {
 	tx.mu.Lock()
 	if tx.done {
@@ -514,7 +555,15 @@ func (tx *Transaction) Commit() error {
 			return fmt.Errorf("commit transaction: %s: %w", n, err)
 		}
 	}
-	return tx.sync()
+	if err := tx.sync(); err != nil {
+		return err
+	}
+	for _, u := range tx.refs {
+		if err := tx.r.SetRef(u.remote, u.ref, u.commit); err != nil {
+			return fmt.Errorf("commit transaction: %w", err)
+		}
+	}
+	return nil
 }
 
 // publish moves a staged file into objects/ without replacing an existing

@@ -58,6 +58,11 @@ func (s *Sysroot) cleanup(ctx context.Context, prune bool) (*CleanupResult, erro
 // It must only run with state loaded from the committed configuration
 // (under the lock), so nothing it deletes can be in use.
 func (s *Sysroot) cleanLeftovers(res *CleanupResult) error {
+	// An unreadable entry's deployment is missing from the loaded list:
+	// it must not be taken for a leftover.
+	if err := s.checkReadable(); err != nil {
+		return err
+	}
 	remove := func(rel string) error {
 		p := s.abs(rel)
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {

@@ -130,6 +130,13 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	if err := ValidateOSName(opts.OS); err != nil {
 		return nil, err
 	}
+	// Kernel arguments are checked where they enter, before anything is
+	// written: one with a newline would add lines to the boot entry.
+	for _, args := range [][]string{opts.Kargs, opts.KargsAppend, opts.BaseKargs} {
+		if err := bootloader.ValidateArgs(args); err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+	}
 	if _, err := os.Stat(s.abs(filepath.Join("ostree/deploy", opts.OS, "var"))); err != nil {
 		return nil, fmt.Errorf("deploy: stateroot %q is not initialized (run admin os-init): %w", opts.OS, err)
 	}
@@ -138,6 +145,15 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 		return nil, err
 	}
 	defer unlock()
+	// The repository lock is held shared from resolving the commit until
+	// a deployment ref names it, so a concurrent prune (refs are its only
+	// roots) cannot delete the commit in between. It is released before
+	// the cleanup's own prune, which takes it exclusively.
+	unlockRepo, err := s.repo.LockShared()
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	defer unlockRepo()
 	if err := s.Load(); err != nil {
 		return nil, err
 	}
@@ -232,6 +248,11 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 		}
 		d.Staged = true
 		s.Staged = d
+		// The staged commit gets its deployment ref now: until finalize,
+		// nothing else keeps a refs-only prune from deleting it.
+		if err := s.writeDeploymentRefs(); err != nil {
+			return res, fmt.Errorf("staged, but: %w", err)
+		}
 		s.logf("Staged deployment %s; run finalize (at shutdown) to make it the default", d.Name())
 		return res, nil
 	}
@@ -240,6 +261,10 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	if err := s.writeDeployments(list); err != nil {
 		return nil, err
 	}
+	if err := s.writeDeploymentRefs(); err != nil {
+		return res, fmt.Errorf("deployed, but: %w", err)
+	}
+	unlockRepo()
 	if _, err := s.cleanup(ctx, true); err != nil {
 		return res, fmt.Errorf("deployed, but cleanup failed: %w", err)
 	}

@@ -21,6 +21,9 @@ func (s *Sysroot) mutate(fn func() error) error {
 	if err := s.Load(); err != nil {
 		return err
 	}
+	if err := s.checkReadable(); err != nil {
+		return err
+	}
 	return fn()
 }
 
@@ -124,6 +127,13 @@ type KargsEdit struct {
 // index and writes a new boot configuration. It returns the new list.
 func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (bootloader.Kargs, error) {
 	var out bootloader.Kargs
+	// Checked where they enter, before the lock is even taken: an
+	// argument with a newline would add lines to the boot entry.
+	for _, args := range [][]string{edit.Append, edit.Replace, edit.Delete} {
+		if err := bootloader.ValidateArgs(args); err != nil {
+			return nil, fmt.Errorf("kargs: %w", err)
+		}
+	}
 	err := s.mutate(func() error {
 		if index < 0 || index >= len(s.Deployments) {
 			return fmt.Errorf("kargs: no deployment %d (there are %d)", index, len(s.Deployments))

@@ -65,6 +65,15 @@ type Sysroot struct {
 	// Booted is the deployment the running system booted, if the
 	// sysroot is the running system's.
 	Booted *Deployment
+	// Warnings describe damaged boot entries found by Load (for
+	// example lines injected by a kernel argument with a newline, as
+	// older versions accepted). A damaged entry whose deployment could be
+	// identified is loaded and rewritten cleanly by the next change.
+	Warnings []string
+	// unreadable names entries that identify no deployment; changing the
+	// deployments is refused while there are any, since their
+	// deployments would be dropped and deleted.
+	unreadable []string
 }
 
 // Deployment is one deployed commit.
@@ -183,14 +192,21 @@ func (s *Sysroot) Load() error {
 	if err != nil {
 		return err
 	}
-	s.Deployments = nil
+	s.Deployments, s.Warnings, s.unreadable = nil, nil, nil
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name, "ostree-") {
 			continue
 		}
-		d, err := s.parseEntry(e)
+		d, damage, err := s.parseEntry(e)
 		if err != nil {
-			return fmt.Errorf("boot entry %s: %w", e.Name, err)
+			// Reading must survive a broken entry: status has to be able
+			// to say what is wrong.
+			s.unreadable = append(s.unreadable, e.Name)
+			s.Warnings = append(s.Warnings, fmt.Sprintf("boot entry %s cannot be used: %v", e.Name, err))
+			continue
+		}
+		if damage != "" {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("boot entry %s is damaged: %s; the next change of the deployments rewrites it", e.Name, damage))
 		}
 		d.Index = len(s.Deployments)
 		s.Deployments = append(s.Deployments, d)
@@ -220,27 +236,59 @@ func (s *Sysroot) subBootVersion(bv int) (int, error) {
 	return 0, fmt.Errorf("ostree/boot.%d points to unexpected %q", bv, t)
 }
 
-func (s *Sysroot) parseEntry(e *bootloader.Entry) (*Deployment, error) {
+// checkReadable refuses to change the deployments while a boot entry
+// names no deployment: the new configuration would drop it and cleanup
+// would delete its deployment.
+func (s *Sysroot) checkReadable() error {
+	if len(s.unreadable) > 0 {
+		return fmt.Errorf("boot entry %s cannot be used (see status); repair or remove it in /boot/loader/entries before changing the deployments", s.unreadable[0])
+	}
+	return nil
+}
+
+// parseEntry reads the deployment an entry boots. damage is non-empty if
+// the entry is readable but not as os-update writes it: lines injected by
+// a kernel argument with a newline move the ostree= argument (written
+// last) off the options line; it is then looked for on the other lines.
+func (s *Sysroot) parseEntry(e *bootloader.Entry) (d *Deployment, damage string, err error) {
 	kargs := bootloader.ParseKargs(e.Get("options"))
 	arg, ok := kargs.Get("ostree")
+	var problems []string
+	for _, key := range []string{"options", "linux"} {
+		if n := len(e.GetAll(key)); n > 1 {
+			problems = append(problems, fmt.Sprintf("%d %q lines", n, key))
+		}
+	}
 	if !ok {
-		return nil, fmt.Errorf("no ostree= kernel argument")
+		for _, kv := range e.Lines {
+			if kv.Key == "options" {
+				continue
+			}
+			if v, found := bootloader.ParseKargs(kv.Value).Get("ostree"); found {
+				arg, ok = v, true
+				problems = append(problems, fmt.Sprintf("the ostree= argument is on a %q line, not on the options line (a kernel argument held a newline)", kv.Key))
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil, "", fmt.Errorf("no ostree= kernel argument")
 	}
 	m := ostreeArg.FindStringSubmatch(arg)
 	if m == nil {
-		return nil, fmt.Errorf("malformed ostree=%s", arg)
+		return nil, "", fmt.Errorf("malformed ostree=%s", arg)
 	}
 	target, err := os.Readlink(s.abs(arg))
 	if err != nil {
-		return nil, fmt.Errorf("bootlink %s: %w", arg, err)
+		return nil, "", fmt.Errorf("bootlink %s: %w", arg, err)
 	}
 	dm := deployLink.FindStringSubmatch(target)
 	if dm == nil {
-		return nil, fmt.Errorf("bootlink %s points to unexpected %q", arg, target)
+		return nil, "", fmt.Errorf("bootlink %s points to unexpected %q", arg, target)
 	}
-	d, err := s.loadDeployment(dm[1], dm[2], dm[3])
+	d, err = s.loadDeployment(dm[1], dm[2], dm[3])
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	d.BootCsum = m[3]
 	d.BootSerial, _ = strconv.Atoi(m[4])
@@ -249,7 +297,7 @@ func (s *Sysroot) parseEntry(e *bootloader.Entry) (*Deployment, error) {
 		kargs = kargs.Without("init")
 	}
 	d.Kargs = kargs
-	return d, nil
+	return d, strings.Join(problems, "; "), nil
 }
 
 // loadDeployment reads a deployment's origin and commit version.

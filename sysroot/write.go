@@ -39,6 +39,9 @@ func (s *Sysroot) writeDeployments(list []*Deployment) error {
 	if len(list) == 0 {
 		return fmt.Errorf("refusing to write an empty deployment list: the system could not boot")
 	}
+	if err := s.checkReadable(); err != nil {
+		return err
+	}
 	be, err := s.backend()
 	if err != nil {
 		return err

@@ -92,6 +92,8 @@ type Status struct {
 	Transaction     string        `json:"transaction,omitempty"` // object path of the running one
 	CachedUpdate    *CachedUpdate `json:"cached-update,omitempty"`
 	AutomaticPolicy string        `json:"automatic-update-policy"`
+	// Warnings name damaged boot entries (see sysroot.Sysroot.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // HistoryEntry is one finished transaction.

@@ -252,6 +252,14 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 	p := &puller{r: r, src: src, opts: opts, f: f, res: &Result{Refs: map[string]object.Checksum{}}, start: time.Now()}
 	p.stage.Store("summary")
 
+	// The repository lock is held shared for the whole pull: its objects
+	// become visible in several transactions before the refs move, and a
+	// prune in between would delete them (refs are its only roots).
+	unlock, err := r.LockShared()
+	if err != nil {
+		return nil, fmt.Errorf("pull from %s: %w", src.URL, err)
+	}
+	defer unlock()
 	stopProgress := p.startProgress()
 	err = p.run(ctx)
 	stopProgress()
