@@ -57,6 +57,11 @@ func LoadAccounts(root *treefs.Root) (*Accounts, error) {
 type UnpackOptions struct {
 	NoDocs bool             // skip %doc files (treefile documentation: false)
 	Warn   func(msg string) // unknown owners, unsupported file types
+	// NoSymlinkPaths refuses an entry whose parent path goes through an
+	// absolute symlink, or through any symlink the same payload created
+	// (a package writing through its own link reaches places its file
+	// list does not name). Used when layering onto an existing tree.
+	NoSymlinkPaths bool
 }
 
 // Unpack writes the payload into root and returns the files written.
@@ -115,6 +120,8 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 	pending := map[int64][]string{}
 	seen := map[string]bool{}
 	written := map[int64]string{}
+	links := map[string]bool{}     // symlinks this payload created
+	checked := map[string]string{} // parent dir → "" if fine, else the error
 	var out []File
 	cr := cpio.NewReader(payload)
 	for {
@@ -142,6 +149,11 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 		if f == nil {
 			return nil, fmt.Errorf("%s: payload entry %q is not in the header", p.NEVRA(), h.Name)
 		}
+		if opts.NoSymlinkPaths {
+			if msg := symlinkInPath(root, rel, links, checked); msg != "" {
+				return nil, fmt.Errorf("%s: payload entry /%s %s", p.NEVRA(), rel, msg)
+			}
+		}
 		seen[rel] = true
 		if f.Ghost() || (opts.NoDocs && f.Doc()) {
 			continue
@@ -160,6 +172,7 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 				target = string(b)
 			}
 			err = root.Symlink(target, rel, uid, gid)
+			links[rel] = true
 		case 0o100000:
 			key := int64(h.Inode)
 			if h.Links > 1 && h.Size == 0 {
@@ -217,6 +230,31 @@ func (p *Package) Unpack(ctx context.Context, root *treefs.Root, acct *Accounts,
 		return nil, fmt.Errorf("%s: %s is in the header but not in the payload", p.NEVRA(), missing[0])
 	}
 	return out, nil
+}
+
+// symlinkInPath checks the parent directories of rel: it returns why the
+// path is refused, or "". Results per directory are cached in checked.
+func symlinkInPath(root *treefs.Root, rel string, links map[string]bool, checked map[string]string) string {
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		if links[dir] {
+			return fmt.Sprintf("goes through /%s, a symlink created by the same package", dir)
+		}
+		msg, ok := checked[dir]
+		if !ok {
+			if st, err := root.Lstat(dir); err == nil && st.Mode&0o170000 == 0o120000 {
+				if target, err := root.Readlink(dir); err == nil && strings.HasPrefix(target, "/") {
+					msg = fmt.Sprintf("goes through /%s, an absolute symlink to %s", dir, target)
+				}
+			}
+			checked[dir] = msg
+		}
+		if msg != "" {
+			return msg
+		}
+	}
+	return ""
 }
 
 func decompressPayload(r io.Reader, comp string) (io.Reader, func(), error) {

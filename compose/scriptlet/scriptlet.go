@@ -32,6 +32,13 @@ type Runner struct {
 	Log   io.Writer // receives the output of successful scripts; may be nil
 	// MaxOutput caps the output kept for an error message (default 64 KiB).
 	MaxOutput int
+	// ReadOnlyVar shows the tree's own /var, read-only, instead of an
+	// empty tmpfs (package layering: scripts must not write state).
+	ReadOnlyVar bool
+	// ReadOnlyDev remounts the minimal /dev read-only, so that writing
+	// to a device path that does not exist (/dev/sda) fails instead of
+	// creating a file.
+	ReadOnlyDev bool
 }
 
 const scriptPath = "/run/.osupdate-script"
@@ -85,14 +92,24 @@ func (r *Runner) Run(ctx context.Context, tree string, s Script) error {
 		"--unshare-all", "--die-with-parent", "--new-session",
 		"--bind", tree, "/",
 		"--proc", "/proc", "--dev", "/dev",
-		"--tmpfs", "/var", "--tmpfs", "/tmp", "--tmpfs", "/run",
+	}
+	if r.ReadOnlyDev {
+		args = append(args, "--remount-ro", "/dev")
+	}
+	if r.ReadOnlyVar {
+		args = append(args, "--ro-bind", tree+"/var", "/var")
+	} else {
+		args = append(args, "--tmpfs", "/var")
+	}
+	args = append(args,
+		"--tmpfs", "/tmp", "--tmpfs", "/run",
 		"--chdir", "/",
 		"--clearenv",
 		"--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin",
 		"--setenv", "HOME", "/root",
 		"--setenv", "LANG", "C.UTF-8",
 		"--setenv", "container", "os-update-compose",
-	}
+	)
 	cmdArgs := append([]string(nil), s.Prog...)
 	var extra []*os.File
 	if s.Body != "" {

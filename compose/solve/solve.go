@@ -29,6 +29,11 @@ type Options struct {
 	Recommends bool
 	// MaxSteps bounds the search (0: 1,000,000 candidate tries).
 	MaxSteps int
+	// Installed are packages already on the system (a base tree): they
+	// provide, conflict and require like chosen packages, whatever
+	// Arches and Exclude say, are never replaced, and are not part of
+	// Result.Install. Their own requirements must stay satisfied.
+	Installed []*rpmmd.Package
 }
 
 // Result is a solved transaction.
@@ -36,6 +41,9 @@ type Result struct {
 	// Install is every package, in install order (requirements first,
 	// ties by name).
 	Install []*rpmmd.Package
+	// Satisfied maps requests that Installed packages already satisfy
+	// (and that were therefore dropped) to the package satisfying them.
+	Satisfied map[string]*rpmmd.Package
 }
 
 // Error is a solve failure; Problems say what is missing or clashing and
@@ -63,6 +71,8 @@ type solver struct {
 	obsoleters map[string][]*rpmmd.Package
 	parsed     map[string]*expr // rich dependency cache by text
 	steps      int
+
+	base map[*rpmmd.Package]bool // Options.Installed
 
 	// state
 	installed map[string]*rpmmd.Package // by name
@@ -94,6 +104,7 @@ func Solve(ctx context.Context, pool []*rpmmd.Package, requests []string, opts O
 		files: map[string][]*rpmmd.Package{}, parsed: map[string]*expr{},
 		obsoleters: map[string][]*rpmmd.Package{},
 		installed:  map[string]*rpmmd.Package{},
+		base:       map[*rpmmd.Package]bool{},
 	}
 	for i, a := range opts.Arches {
 		s.archRank[a] = i
@@ -101,10 +112,22 @@ func Solve(ctx context.Context, pool []*rpmmd.Package, requests []string, opts O
 	if err := s.index(pool); err != nil {
 		return nil, err
 	}
+	for _, p := range opts.Installed {
+		s.indexPackage(p)
+		s.base[p] = true
+		s.add(p)
+	}
+	satisfied := map[string]*rpmmd.Package{}
 	for _, r := range requests {
 		e, err := parseRequest(r)
 		if err != nil {
 			return nil, err
+		}
+		if len(opts.Installed) > 0 && s.eval(e) {
+			if sat := s.installedSatisfiers(e); len(sat) > 0 {
+				satisfied[r] = sat[0]
+			}
+			continue
 		}
 		if len(s.providers(e.dep)) == 0 {
 			return nil, &Error{Problems: []string{fmt.Sprintf("no package provides %q (requested)", r)}}
@@ -121,7 +144,13 @@ func Solve(ctx context.Context, pool []*rpmmd.Package, requests []string, opts O
 			return nil, err
 		}
 	}
-	return &Result{Install: s.installOrder()}, nil
+	var install []*rpmmd.Package
+	for _, p := range s.installOrder() {
+		if !s.base[p] {
+			install = append(install, p)
+		}
+	}
+	return &Result{Install: install, Satisfied: satisfied}, nil
 }
 
 func parseRequest(r string) (*expr, error) {
@@ -167,25 +196,7 @@ func (s *solver) index(pool []*rpmmd.Package) error {
 			}
 			seenLock[p.Name] = true
 		}
-		s.byName[p.Name] = append(s.byName[p.Name], p)
-		self := false
-		for _, d := range p.Provides {
-			s.provides[d.Name] = append(s.provides[d.Name], provide{p, d})
-			if d.Name == p.Name {
-				self = true
-			}
-		}
-		if !self { // every package provides its own name at its version
-			s.provides[p.Name] = append(s.provides[p.Name], provide{p, rpmmd.Dep{Name: p.Name, Flags: rpmver.EQ, EVR: p.EVR}})
-		}
-		for _, f := range p.Files {
-			s.files[f] = append(s.files[f], p)
-		}
-		for _, d := range p.Obsoletes {
-			if l := s.obsoleters[d.Name]; len(l) == 0 || l[len(l)-1] != p {
-				s.obsoleters[d.Name] = append(l, p)
-			}
-		}
+		s.indexPackage(p)
 	}
 	for name, l := range s.obsoleters {
 		sort.SliceStable(l, func(i, j int) bool { return s.better(name)(l[i], l[j]) })
@@ -201,6 +212,36 @@ func (s *solver) index(pool []*rpmmd.Package) error {
 		return &Error{Problems: missing}
 	}
 	return nil
+}
+
+func (s *solver) indexPackage(p *rpmmd.Package) {
+	s.byName[p.Name] = append(s.byName[p.Name], p)
+	self := false
+	for _, d := range p.Provides {
+		s.provides[d.Name] = append(s.provides[d.Name], provide{p, d})
+		if d.Name == p.Name {
+			self = true
+		}
+	}
+	if !self { // every package provides its own name at its version
+		s.provides[p.Name] = append(s.provides[p.Name], provide{p, rpmmd.Dep{Name: p.Name, Flags: rpmver.EQ, EVR: p.EVR}})
+	}
+	for _, f := range p.Files {
+		s.files[f] = append(s.files[f], p)
+	}
+	for _, d := range p.Obsoletes {
+		if l := s.obsoleters[d.Name]; len(l) == 0 || l[len(l)-1] != p {
+			s.obsoleters[d.Name] = append(l, p)
+		}
+	}
+}
+
+// label names a package in messages; installed ones are "base package".
+func (s *solver) label(p *rpmmd.Package) string {
+	if s.base[p] {
+		return "base package " + p.NEVRA()
+	}
+	return p.NEVRA()
 }
 
 // better orders candidate packages: the best first.
@@ -464,33 +505,36 @@ func (o *obligation) who(s *solver) string {
 	if o.by == nil {
 		return "requested " + s.reqNames[o.reqIdx]
 	}
-	return o.by.NEVRA()
+	return s.label(o.by)
 }
 
 // clash explains why p cannot join the installed set, or returns "".
 func (s *solver) clash(p *rpmmd.Package) string {
 	if q := s.installed[p.Name]; q != nil {
+		if s.base[q] {
+			return fmt.Sprintf("%s is installed (a base package is not upgraded by installing another version; replace it with an override)", s.label(q))
+		}
 		return fmt.Sprintf("%s is already chosen", q.NEVRA())
 	}
 	for _, q := range s.order {
 		for _, d := range p.Conflicts {
 			if s.conflictMatches(d, q) {
-				return fmt.Sprintf("%s conflicts with %s (%s)", p.NEVRA(), q.NEVRA(), d)
+				return fmt.Sprintf("%s conflicts with %s (%s)", p.NEVRA(), s.label(q), d)
 			}
 		}
 		for _, d := range q.Conflicts {
 			if s.conflictMatches(d, p) {
-				return fmt.Sprintf("%s conflicts with %s (%s)", q.NEVRA(), p.NEVRA(), d)
+				return fmt.Sprintf("%s conflicts with %s (%s)", s.label(q), p.NEVRA(), d)
 			}
 		}
 		for _, d := range p.Obsoletes {
 			if obsoletes(d, q) {
-				return fmt.Sprintf("%s obsoletes %s", p.NEVRA(), q.NEVRA())
+				return fmt.Sprintf("%s obsoletes %s", p.NEVRA(), s.label(q))
 			}
 		}
 		for _, d := range q.Obsoletes {
 			if obsoletes(d, p) {
-				return fmt.Sprintf("%s obsoletes %s", q.NEVRA(), p.NEVRA())
+				return fmt.Sprintf("%s obsoletes %s", s.label(q), p.NEVRA())
 			}
 		}
 	}
@@ -516,7 +560,7 @@ func (s *solver) richConflict() string {
 	for _, p := range s.order {
 		for _, d := range p.Conflicts {
 			if strings.HasPrefix(d.Name, "(") && s.eval(s.expr(d)) {
-				return fmt.Sprintf("%s conflicts with %s", p.NEVRA(), d.Name)
+				return fmt.Sprintf("%s conflicts with %s", s.label(p), d.Name)
 			}
 		}
 	}

@@ -394,3 +394,50 @@ func TestAgainstLibsolv(t *testing.T) {
 		})
 	}
 }
+
+// Solving on top of installed (base) packages: only what is missing is
+// chosen, requests the base satisfies are dropped, and clashes with the
+// base name the base package.
+func TestInstalledBase(t *testing.T) {
+	base := []*rpmmd.Package{
+		pkg(t, "sh-1-1.x86_64", "F:/bin/sh"),
+		pkg(t, "libfoo-1-1.x86_64", "P:libfoo.so"),
+		pkg(t, "needy-1-1.noarch", "R:libfoo.so"),
+	}
+	pool := []*rpmmd.Package{
+		pkg(t, "app-1-1.noarch", "R:/bin/sh", "R:helper"),
+		pkg(t, "helper-1-1.noarch", "R:libfoo.so"),
+		pkg(t, "libfoo-2-1.x86_64", "P:libfoo.so"),
+		pkg(t, "enemy-1-1.noarch", "C:libfoo"),
+		pkg(t, "newer-sh-1-1.noarch", "R:sh >= 2"),
+		pkg(t, "sh-2-1.x86_64", "F:/bin/sh"),
+	}
+	res, err := Solve(context.Background(), pool, []string{"app", "libfoo.so"}, Options{Installed: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range res.Install {
+		got = append(got, p.NEVRA())
+	}
+	if strings.Join(got, " ") != "helper-1-1.noarch app-1-1.noarch" {
+		t.Errorf("install %v", got)
+	}
+	if p := res.Satisfied["libfoo.so"]; p == nil || p.Name != "libfoo" {
+		t.Errorf("satisfied %v", res.Satisfied)
+	}
+	_, err = Solve(context.Background(), pool, []string{"enemy"}, Options{Installed: base})
+	if err == nil || !strings.Contains(err.Error(), "conflicts with base package libfoo-1-1.x86_64") {
+		t.Errorf("conflict with base: %v", err)
+	}
+	_, err = Solve(context.Background(), pool, []string{"newer-sh"}, Options{Installed: base})
+	if err == nil || !strings.Contains(err.Error(), "base package sh-1-1.x86_64 is installed") {
+		t.Errorf("base upgrade: %v", err)
+	}
+	// A base package removed (left out of Installed and excluded) whose
+	// dependents remain: the dependent base package is named.
+	_, err = Solve(context.Background(), pool, nil, Options{Installed: []*rpmmd.Package{base[0], base[2]}, Exclude: []string{"libfoo"}})
+	if err == nil || !strings.Contains(err.Error(), "nothing provides libfoo.so needed by base package needy-1-1.noarch") {
+		t.Errorf("removal breaking the base: %v", err)
+	}
+}
