@@ -239,16 +239,30 @@ func (b *builder) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Local files alone may need nothing but the base: the repositories
+	// are loaded only when a request names a package, or when the local
+	// files need more than the base has.
 	needRepos := len(locals) < len(opts.Install) || len(replLocals) < len(opts.Replace)
 	var pool []*rpmmd.Package
+	var plan *plan
+	if !needRepos {
+		saved := *b.res
+		if plan, err = b.solve(ctx, basePkgs, nil, locals, replLocals); err != nil {
+			var se *solve.Error
+			if !errors.As(err, &se) {
+				return err
+			}
+			*b.res = saved
+			needRepos = true
+		}
+	}
 	if needRepos {
 		if pool, err = b.loadRepos(ctx); err != nil {
 			return err
 		}
-	}
-	plan, err := b.solve(ctx, basePkgs, pool, locals, replLocals)
-	if err != nil {
-		return err
+		if plan, err = b.solve(ctx, basePkgs, pool, locals, replLocals); err != nil {
+			return err
+		}
 	}
 	b.res.Timings.Solve = time.Since(t0)
 	if opts.DryRun {
@@ -452,7 +466,7 @@ func (b *builder) openLocals(reqs []string, what string) ([]*local, error) {
 		}
 		f, err := rpmfile.Open(q)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", what, q, err)
+			return nil, fmt.Errorf("%s: %w", what, err) // names the file
 		}
 		if err := f.VerifyDigest(); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", what, q, err)

@@ -1,7 +1,7 @@
 // Package rpmdb keeps the rpm database of a tree: it records packages with
 // rpm's own `--justdb` install and erase, and reads the installed set back
-// with `rpm --query`. rpm runs inside bubblewrap with the host filesystem
-// read-only and only the tree writable, so a hostile tree (a symlink
+// with `rpm --query`. rpm runs inside bubblewrap with the host's /usr and
+// /etc read-only and only the tree writable, so a hostile tree (a symlink
 // pointing out of it) cannot make rpm write anywhere else, and nothing in
 // the sandbox reaches the network.
 package rpmdb
@@ -75,7 +75,20 @@ func (t *Tool) run(ctx context.Context, tree string, args []string, files []stri
 	}
 	bw := []string{
 		"--unshare-all", "--die-with-parent", "--new-session",
-		"--ro-bind", "/", "/",
+		// Only what rpm needs of the host, read-only: not the whole of
+		// /, whose other mounts (test directories, removable media) may
+		// come and go while the sandbox is set up.
+		"--ro-bind", "/usr", "/usr",
+		"--ro-bind", "/etc", "/etc",
+	}
+	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
+		if target, err := os.Readlink("/" + d); err == nil {
+			bw = append(bw, "--symlink", target, "/"+d)
+		} else if st, err := os.Stat("/" + d); err == nil && st.IsDir() {
+			bw = append(bw, "--ro-bind", "/"+d, "/"+d)
+		}
+	}
+	bw = append(bw,
 		"--proc", "/proc", "--dev", "/dev",
 		"--tmpfs", "/tmp", "--tmpfs", "/run",
 		"--bind", abs, sandboxTree,
@@ -83,7 +96,7 @@ func (t *Tool) run(ctx context.Context, tree string, args []string, files []stri
 		"--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin",
 		"--setenv", "HOME", "/tmp",
 		"--setenv", "LANG", "C.UTF-8",
-	}
+	)
 	if t.SourceDateEpoch != 0 {
 		bw = append(bw, "--setenv", "SOURCE_DATE_EPOCH", strconv.FormatInt(t.SourceDateEpoch, 10))
 	}
