@@ -976,13 +976,15 @@ func (b *builder) commit(ctx context.Context, tree string, base *object.Commit, 
 			Parent: opts.Base, Subject: subject, Metadata: meta, NoBindings: true,
 			Timestamp: time.Unix(int64(base.Timestamp), 0).UTC(),
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		// The ref moves with the transaction: prune never sees the
+		// commit unreferenced.
+		return tx.SetRef("", opts.Ref, commit)
 	})
 	if err != nil {
-		return object.Checksum{}, fmt.Errorf("derived commit: %w", err)
-	}
-	if err := opts.Repo.SetRef("", opts.Ref, commit); err != nil {
-		return object.Checksum{}, fmt.Errorf("move ref %s: %w", opts.Ref, err)
+		return object.Checksum{}, fmt.Errorf("derived commit for %s: %w", opts.Ref, err)
 	}
 	return commit, nil
 }
