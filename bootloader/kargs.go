@@ -154,3 +154,54 @@ func (k Kargs) Equal(o Kargs) bool {
 	}
 	return true
 }
+
+// ReplaceValue edits the arguments the way rpm-ostree's `kargs --replace`
+// does (libostree's replace semantics), never appending:
+//
+//   - KEY=OLD=NEW replaces the argument KEY=OLD by KEY=NEW;
+//   - KEY=VALUE (or a bare KEY) replaces the one argument with that key,
+//     and fails when the key is absent or has several values (name the
+//     one to replace with KEY=OLD=NEW).
+//
+// Values may contain '=' (root=UUID=...): KEY=OLD=NEW is tried at every
+// '=' after the key for an existing KEY=OLD before the whole rest is
+// taken as the new value.
+func (k Kargs) ReplaceValue(arg string) (Kargs, error) {
+	key, rest, hasValue := strings.Cut(arg, "=")
+	if key == "" {
+		return k, fmt.Errorf("replace %q: no key", arg)
+	}
+	var idx []int
+	for i, a := range k {
+		if kargKey(a) == key {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return k, fmt.Errorf("replace %q: kernel argument %s is not set (use --append to add it)", arg, key)
+	}
+	out := append(Kargs{}, k...)
+	if hasValue {
+		for j := 0; j < len(rest); j++ {
+			if rest[j] != '=' {
+				continue
+			}
+			old := key + "=" + rest[:j]
+			for _, i := range idx {
+				if k[i] == old {
+					out[i] = key + "=" + rest[j+1:]
+					return out, nil
+				}
+			}
+		}
+	}
+	if len(idx) > 1 {
+		vals := make([]string, len(idx))
+		for n, i := range idx {
+			vals[n] = k[i]
+		}
+		return k, fmt.Errorf("replace %q: kernel argument %s has %d values (%s): name the one to replace as KEY=OLD=NEW", arg, key, len(idx), strings.Join(vals, " "))
+	}
+	out[idx[0]] = arg
+	return out, nil
+}

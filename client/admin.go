@@ -294,7 +294,7 @@ func runUndeploy(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.Undeploy(ctx, n); err != nil {
+	if _, err := s.Undeploy(ctx, n); err != nil {
 		return err
 	}
 	e.printf("Deleted deployment %d\n", n)

@@ -297,14 +297,14 @@ func runTransaction(ctx context.Context, e *env, t txnFlags, method string, args
 
 // followTransaction follows a transaction started elsewhere; it reads the
 // transaction's properties first, since signals may already have passed.
-func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.ObjectPath) error {
+func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.ObjectPath) (string, error) {
 	conn, err := t.connect()
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close()
 	if err := conn.AddMatchSignal(dbus.WithMatchObjectPath(path)); err != nil {
-		return err
+		return "", err
 	}
 	signals := make(chan *dbus.Signal, 64)
 	conn.Signal(signals)
@@ -312,13 +312,16 @@ func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.Object
 	if v, err := obj.GetProperty(api.TransactionIface + ".Finished"); err == nil && v.Value().(bool) {
 		ok, _ := obj.GetProperty(api.TransactionIface + ".Success")
 		if ok.Value().(bool) {
-			return nil
+			outcome := ""
+			if v, err := obj.GetProperty(api.TransactionIface + ".Outcome"); err == nil {
+				outcome, _ = v.Value().(string)
+			}
+			return outcome, nil
 		}
 		msg, _ := obj.GetProperty(api.TransactionIface + ".Error")
-		return fmt.Errorf("%v", msg.Value())
+		return "", fmt.Errorf("%v", msg.Value())
 	}
-	_, err = follow(ctx, e, conn, signals, path)
-	return err
+	return follow(ctx, e, conn, signals, path)
 }
 
 // follow renders a transaction's signals until it finishes.
@@ -437,8 +440,9 @@ func (p *progressBar) clear() {
 }
 
 func hostUpgrade(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "upgrade", "[--check | --preview | --download-only] [--reboot]")
+	f := newFlags(e, "upgrade", "[--check | --preview | --download-only | --stage] [--allow-downgrade] [--reboot]")
 	t := addTxnFlags(f, true)
+	allowDowngrade := f.Bool("allow-downgrade", false, "accept a commit older than the current one")
 	check := f.Bool("check", false, "only check for an update (exit 77 if none)")
 	preview := f.Bool("preview", false, "check and show the package changes")
 	download := f.Bool("download-only", false, "download the update, do not deploy it")
@@ -449,7 +453,8 @@ func hostUpgrade(ctx context.Context, e *env, args []string) error {
 		return usagef("upgrade takes no arguments")
 	}
 	outcome, err := runTransaction(ctx, e, t, "Upgrade", t.options(map[string]any{
-		api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download, api.OptStage: *stage}))
+		api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download, api.OptStage: *stage,
+		api.OptAllowDowngrade: *allowDowngrade}))
 	if err != nil {
 		return err
 	}
@@ -475,8 +480,9 @@ func hostRollback(ctx context.Context, e *env, args []string) error {
 }
 
 func hostRebase(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "rebase", "REMOTE:REF [--reboot]")
+	f := newFlags(e, "rebase", "REMOTE:REF [--allow-downgrade] [--reboot]")
 	t := addTxnFlags(f, true)
+	allowDowngrade := f.Bool("allow-downgrade", false, "accept a commit older than the current one")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -484,7 +490,7 @@ func hostRebase(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want REMOTE:REF")
 	}
-	_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(nil))
+	_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(map[string]any{api.OptAllowDowngrade: *allowDowngrade}))
 	return err
 }
 
@@ -503,12 +509,12 @@ func hostDeploy(ctx context.Context, e *env, args []string) error {
 }
 
 func hostKargs(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "kargs", "[--append K=V]... [--delete K]... [--replace K=V]... [--reboot]")
+	f := newFlags(e, "kargs", "[--append K=V]... [--delete K[=V]]... [--replace K=V|K=OLD=NEW]... [--reboot]")
 	t := addTxnFlags(f, true)
 	var app, del, rep stringList
 	f.Var(&app, "append", "add a kernel argument (repeatable)")
 	f.Var(&del, "delete", "remove a kernel argument (repeatable)")
-	f.Var(&rep, "replace", "replace the value of a kernel argument (repeatable)")
+	f.Var(&rep, "replace", "KEY=VALUE replaces the value of KEY (which must have exactly one); KEY=OLD=NEW replaces the value OLD (repeatable)")
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -542,18 +548,19 @@ func hostKargs(ctx context.Context, e *env, args []string) error {
 }
 
 func hostCleanup(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "cleanup", "[--rollback] [--pending] [--cache]")
+	f := newFlags(e, "cleanup", "[--rollback] [--pending] [--cache] [--refs]")
 	t := addTxnFlags(f, false)
 	rb := f.Bool("rollback", false, "remove the rollback deployment")
 	pending := f.Bool("pending", false, "remove the pending deployment")
 	cache := f.Bool("cache", false, "remove cached update metadata and partial downloads")
+	refs := f.Bool("refs", false, "remove remote refs no deployment follows (and what only they kept)")
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	_, err := runTransaction(ctx, e, t, "Cleanup", t.options(map[string]any{
-		api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache}))
+		api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache, api.OptCleanupRefs: *refs}))
 	return err
 }
 
@@ -623,7 +630,7 @@ func hostCancel(ctx context.Context, e *env, args []string) error {
 }
 
 func hostDbDiff(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "db diff", "[FROM TO] [--json]")
+	f := newFlags(e, "db diff", "[FROM [TO]] [--json]")
 	connect := busFlag(f)
 	asJSON := f.Bool("json", false, "print JSON (format: docs/daemon.md)")
 	pos, err := f.parse(args)
@@ -633,10 +640,12 @@ func hostDbDiff(ctx context.Context, e *env, args []string) error {
 	var from, to string
 	switch len(pos) {
 	case 0:
+	case 1:
+		from = pos[0]
 	case 2:
 		from, to = pos[0], pos[1]
 	default:
-		return usagef("give no revision or both FROM and TO")
+		return usagef("give at most FROM and TO (versions or checksums)")
 	}
 	conn, err := connect()
 	if err != nil {
@@ -696,5 +705,9 @@ func hostAutomatic(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	// Follow the transaction the daemon started.
-	return followTransaction(ctx, e, t, path)
+	outcome, err := followTransaction(ctx, e, t, path)
+	if err == nil && outcome == api.OutcomeNoUpdate {
+		e.printf("No update available.\n")
+	}
+	return err
 }

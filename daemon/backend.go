@@ -23,7 +23,33 @@ type Request struct {
 	AllowDowngrade                                bool
 	Stage                                         bool // deploy staged: finalize makes it the default at shutdown
 	CleanupRollback, CleanupPending, CleanupCache bool
+	CleanupRefs                                   bool // remove remote refs no deployment follows
 	Reboot                                        bool
+	Automatic                                     bool // started by the automatic update policy
+}
+
+// Label is what the history and the transaction's Kind property call the
+// request: the operation, refined for upgrades by what it was asked to do
+// (check, preview, download, automatic-check, automatic-stage).
+func (r Request) Label() string {
+	if r.Kind != KindUpgrade {
+		return r.Kind
+	}
+	prefix := ""
+	if r.Automatic {
+		prefix = "automatic-"
+	}
+	switch {
+	case r.Check:
+		return prefix + "check"
+	case r.Preview:
+		return prefix + "preview"
+	case r.DownloadOnly:
+		return prefix + "download"
+	case r.Automatic && r.Stage:
+		return prefix + "stage"
+	}
+	return prefix + r.Kind
 }
 
 // Operation kinds; each maps to a polkit action org.osupdate.OSUpdate1.<kind>.

@@ -176,7 +176,7 @@ func (d *Daemon) drain() {
 	tail := d.tail
 	d.mu.Unlock()
 	if tail != nil {
-		<-tail.done
+		<-tail.exited
 	}
 }
 
@@ -341,11 +341,11 @@ func (d *Daemon) submit(sender dbus.Sender, req Request, opts options) (dbus.Obj
 		}
 		return "/", dbus.NewError(api.ErrBusy, []any{fmt.Sprintf(
 			"transaction %s (%s, started by uid %d) is running; wait for it, cancel it, or pass the wait option to queue",
-			running.path, running.req.Kind, running.uid)})
+			running.path, running.req.Label(), running.uid)})
 	}
 	d.nextPath++
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &transaction{d: d, req: req, uid: uid, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	t := &transaction{d: d, req: req, uid: uid, ctx: ctx, cancel: cancel, done: make(chan struct{}), exited: make(chan struct{}),
 		path: dbus.ObjectPath(fmt.Sprintf("%s/%d_%d", api.TransactionPathPrefix, time.Now().Unix(), d.nextPath))}
 	after := make(chan struct{})
 	if busy {
@@ -398,7 +398,7 @@ func (d *Daemon) AutomaticUpdateTrigger(sender dbus.Sender, msg dbus.Message, o 
 	if err := opts.check(); err != nil {
 		return false, "/", err
 	}
-	req := Request{Kind: KindUpgrade}
+	req := Request{Kind: KindUpgrade, Automatic: true}
 	switch d.cfg.AutomaticUpdatePolicy {
 	case api.PolicyCheck:
 		req.Check = true
@@ -436,7 +436,12 @@ func (d *Daemon) Rebase(sender dbus.Sender, msg dbus.Message, refspec string, o 
 	if refspec == "" {
 		return "/", dbus.NewError(api.ErrInvalidArgs, []any{"empty refspec"})
 	}
-	return d.submit(sender, Request{Kind: KindRebase, Refspec: refspec}, opts)
+	req := Request{Kind: KindRebase, Refspec: refspec}
+	var err *dbus.Error
+	if req.AllowDowngrade, err = opts.bool(api.OptAllowDowngrade); err != nil {
+		return "/", err
+	}
+	return d.submit(sender, req, opts)
 }
 
 // Deploy is the D-Bus method.
@@ -451,7 +456,14 @@ func (d *Daemon) Deploy(sender dbus.Sender, msg dbus.Message, revision string, o
 	if revision == "" {
 		return "/", dbus.NewError(api.ErrInvalidArgs, []any{"empty revision"})
 	}
-	return d.submit(sender, Request{Kind: KindDeploy, Revision: revision}, opts)
+	// deploy goes to the chosen revision, older ones included (that is
+	// what it is for); the option is accepted for rpm-ostree clients.
+	req := Request{Kind: KindDeploy, Revision: revision}
+	var err *dbus.Error
+	if req.AllowDowngrade, err = opts.bool(api.OptAllowDowngrade); err != nil {
+		return "/", err
+	}
+	return d.submit(sender, req, opts)
 }
 
 // PkgChange is the D-Bus method.
@@ -501,13 +513,13 @@ func (d *Daemon) Cleanup(sender dbus.Sender, msg dbus.Message, o map[string]dbus
 		return "/", err
 	}
 	opts := options(o)
-	if err := opts.check(api.OptCleanupRollback, api.OptCleanupPending, api.OptCleanupCache); err != nil {
+	if err := opts.check(api.OptCleanupRollback, api.OptCleanupPending, api.OptCleanupCache, api.OptCleanupRefs); err != nil {
 		return "/", err
 	}
 	req := Request{Kind: KindCleanup}
 	var err *dbus.Error
 	for key, dst := range map[string]*bool{api.OptCleanupRollback: &req.CleanupRollback,
-		api.OptCleanupPending: &req.CleanupPending, api.OptCleanupCache: &req.CleanupCache} {
+		api.OptCleanupPending: &req.CleanupPending, api.OptCleanupCache: &req.CleanupCache, api.OptCleanupRefs: &req.CleanupRefs} {
 		if *dst, err = opts.bool(key); err != nil {
 			return "/", err
 		}

@@ -180,7 +180,8 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 	if err != nil {
 		return object.Checksum{}, fmt.Errorf("pull %s:%s: %w", remoteName, ref, err)
 	}
-	c, ok := res.Refs[ref]
+	name, _, _ := strings.Cut(ref, "@") // REF@CHECKSUM reports REF
+	c, ok := res.Refs[name]
 	if !ok {
 		return object.Checksum{}, fmt.Errorf("pull %s:%s: the remote did not resolve the ref", remoteName, ref)
 	}
@@ -202,8 +203,32 @@ func osID(r *repo.Repo, c object.Checksum) string {
 	return vals["ID"]
 }
 
+// remoteOSID reads ID= of a commit whose object (but not necessarily its
+// tree) is local: it fetches only the objects on the way to os-release.
+func (b *HostBackend) remoteOSID(ctx context.Context, r *repo.Repo, remoteName string, c object.Checksum) (string, error) {
+	src, err := b.source(r, remoteName)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range osrelease.CommitPaths {
+		err := pull.FetchPath(ctx, r, src, b.cfg.PullOptions, c, p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if id := osID(r, c); id != "" {
+			return id, nil
+		}
+	}
+	return "", nil
+}
+
 // upgrade pulls the origin (or, for a rebase, the new refspec) and deploys
-// the result if it is new.
+// the result if it is new. Everything that can refuse the target is
+// decided from its signed commit object (a metadata-only pull, which moves
+// no ref) before any of its tree is fetched.
 func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter, rebaseTo string) (Result, error) {
 	cur, err := current(s)
 	if err != nil {
@@ -222,8 +247,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	}
 	res := Result{From: cur.Commit.String()}
 	rep.Stage("download")
-	metadataOnly := req.Check || req.Preview
-	c, err := b.pull(ctx, s, remoteName, ref, metadataOnly, rep)
+	c, err := b.pull(ctx, s, remoteName, ref, true, rep)
 	if err != nil {
 		return res, err
 	}
@@ -231,16 +255,33 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	if err != nil {
 		return res, err
 	}
+	installed := installedAs(s, cur, refspec, c, rebaseTo != "")
 	res.Cached = &api.CachedUpdate{Refspec: refspec, Checksum: c.String(), Version: newCm.Version(),
-		Timestamp: int64(newCm.Timestamp), CheckedAt: time.Now().Unix(), Available: c != cur.Commit}
-	if c == cur.Commit && rebaseTo == "" {
+		Timestamp: int64(newCm.Timestamp), CheckedAt: time.Now().Unix(), Available: installed == ""}
+	if installed != "" {
 		res.NoUpdate = true
+		if c != cur.Commit {
+			rep.Message(fmt.Sprintf("%s %s is already %s", newCm.Version(), c, installed))
+		}
 		return res, nil
 	}
-	if oldCm, err := s.Repo().LoadCommit(cur.Commit); err == nil && newCm.Timestamp < oldCm.Timestamp && !req.AllowDowngrade && rebaseTo == "" {
-		return res, fmt.Errorf("%s (%s) is older than the current commit %s: refusing to downgrade", c, time.Unix(int64(newCm.Timestamp), 0).UTC().Format(time.RFC3339), cur.Commit)
+	if !req.AllowDowngrade {
+		if base, baseTime, older := newerThan(s.Repo(), cur.Commit, newCm.Timestamp); older {
+			return res, fmt.Errorf("%s (%s) is older than the current commit %s (%s): refusing to downgrade (pass --allow-downgrade, or deploy a chosen version with os-update deploy)",
+				c, fmtUnix(newCm.Timestamp), base, fmtUnix(baseTime))
+		}
 	}
-	if metadataOnly {
+	if rebaseTo != "" {
+		oldID := osID(s.Repo(), cur.Commit)
+		newID, err := b.remoteOSID(ctx, s.Repo(), remoteName, c)
+		if err != nil {
+			return res, fmt.Errorf("rebase %s: read os-release: %w", refspec, err)
+		}
+		if oldID != "" && newID != "" && oldID != newID {
+			return res, fmt.Errorf("%s is a different operating system (%s, current %s): install it in its own stateroot instead of rebasing", refspec, newID, oldID)
+		}
+	}
+	if req.Check || req.Preview {
 		rep.Message(fmt.Sprintf("Update available: %s %s", newCm.Version(), c))
 		if req.Preview {
 			diff, err := diffPackages(s.Repo(), cur.Commit, c)
@@ -254,10 +295,9 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 		}
 		return res, nil
 	}
-	if rebaseTo != "" {
-		if oldID, newID := osID(s.Repo(), cur.Commit), osID(s.Repo(), c); oldID != "" && newID != "" && oldID != newID {
-			return res, fmt.Errorf("%s is a different operating system (%s, current %s): install it in its own stateroot instead of rebasing", refspec, newID, oldID)
-		}
+	// The tree of exactly the commit decided on; this moves the ref.
+	if _, err := b.pull(ctx, s, remoteName, ref+"@"+c.String(), false, rep); err != nil {
+		return res, err
 	}
 	res.To = c.String() // what this transaction brings in (checks bring nothing)
 	if req.DownloadOnly {
@@ -279,6 +319,35 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	}
 	return res, nil
 }
+
+// installedAs says how commit c of refspec is already installed ("the
+// current deployment", "staged", "the pending deployment"), or "" if it
+// is not. For a rebase only a deployment of the same refspec counts.
+func installedAs(s *sysroot.Sysroot, cur *sysroot.Deployment, refspec string, c object.Checksum, rebase bool) string {
+	if c == cur.Commit && (!rebase || cur.Refspec() == refspec) {
+		return "the current deployment"
+	}
+	if d := s.Staged; d != nil && d.Commit == c && d.Refspec() == refspec {
+		return "staged"
+	}
+	if len(s.Deployments) > 0 {
+		if d := s.Deployments[0]; d != cur && d.Commit == c && d.Refspec() == refspec {
+			return "the pending deployment"
+		}
+	}
+	return ""
+}
+
+// newerThan reports whether the current commit is newer than timestamp ts.
+func newerThan(r *repo.Repo, cur object.Checksum, ts uint64) (object.Checksum, uint64, bool) {
+	cm, err := r.LoadCommit(cur)
+	if err != nil {
+		return cur, 0, false
+	}
+	return cur, cm.Timestamp, ts < cm.Timestamp
+}
+
+func fmtUnix(ts uint64) string { return time.Unix(int64(ts), 0).UTC().Format(time.RFC3339) }
 
 // deployRevision deploys a version or checksum of the origin's history.
 func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
@@ -331,6 +400,11 @@ func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, re
 		return res, err
 	}
 	res.Deployed = true
+	version := ""
+	if cm, err := s.Repo().LoadCommit(target); err == nil {
+		version = cm.Version()
+	}
+	rep.Message(fmt.Sprintf("Deployed %s %s; it boots next", version, target))
 	return res, nil
 }
 
@@ -390,6 +464,26 @@ func (b *HostBackend) kargs(ctx context.Context, s *sysroot.Sysroot, req Request
 
 func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
 	rep.Stage("cleanup")
+	// Every step prunes what it made unreachable; the report adds them up.
+	var freed repo.PruneResult
+	count := func(cr *sysroot.CleanupResult) {
+		if cr != nil && cr.Pruned != nil {
+			freed.Pruned += cr.Pruned.Pruned
+			freed.BytesFree += cr.Pruned.BytesFree
+		}
+	}
+	removePending := req.CleanupPending
+	if removePending && s.Staged != nil {
+		// A staged deployment is the pending one: drop it and its record
+		// (run/ostree/staged-deployment), as rpm-ostree cleanup -p does.
+		d, cr, err := s.Unstage(ctx)
+		count(cr)
+		if err != nil {
+			return Result{}, fmt.Errorf("cleanup: remove staged deployment: %w", err)
+		}
+		rep.Message(fmt.Sprintf("Removed staged deployment %s", d.Name()))
+		removePending = false // it was the pending one
+	}
 	st, err := b.Status(ctx)
 	if err != nil {
 		return Result{}, err
@@ -401,12 +495,14 @@ func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Reque
 			continue
 		}
 		pending := d.Default && d.Index == 0
-		if req.CleanupRollback && d.Rollback || req.CleanupPending && pending {
+		if req.CleanupRollback && d.Rollback || removePending && pending {
 			idx := d.Index
 			if s.Staged != nil {
 				idx-- // sysroot indexes count only boot-configured deployments
 			}
-			if err := s.Undeploy(ctx, idx); err != nil {
+			cr, err := s.Undeploy(ctx, idx)
+			count(cr)
+			if err != nil {
 				return Result{}, err
 			}
 			rep.Message(fmt.Sprintf("Removed deployment %s.%d", d.Checksum, d.Serial))
@@ -417,14 +513,51 @@ func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Reque
 			return Result{}, err
 		}
 	}
-	res, err := s.Cleanup(ctx, true)
+	if req.CleanupRefs {
+		removed, err := removeUnusedRemoteRefs(s)
+		if err != nil {
+			return Result{}, err
+		}
+		for _, r := range removed {
+			rep.Message("Removed ref " + r)
+		}
+	}
+	cr, err := s.Cleanup(ctx, true)
+	count(cr)
 	if err != nil {
 		return Result{}, err
 	}
-	if res.Pruned != nil {
-		rep.Message(fmt.Sprintf("Freed %d objects (%d bytes)", res.Pruned.Pruned, res.Pruned.BytesFree))
-	}
+	rep.Message(fmt.Sprintf("Freed %d objects (%d bytes)", freed.Pruned, freed.BytesFree))
 	return Result{}, nil
+}
+
+// removeUnusedRemoteRefs deletes the remote-tracking refs
+// (refs/remotes/REMOTE/REF) that no deployment, staged ones included,
+// follows; the prune after it then frees what only they kept. Local refs
+// are left alone: they are the administrator's.
+func removeUnusedRemoteRefs(s *sysroot.Sysroot) ([]string, error) {
+	used := map[string]bool{}
+	for _, d := range s.Deployments {
+		used[d.Refspec()] = true
+	}
+	if s.Staged != nil {
+		used[s.Staged.Refspec()] = true
+	}
+	refs, err := s.Repo().ListRefs()
+	if err != nil {
+		return nil, fmt.Errorf("cleanup refs: %w", err)
+	}
+	var removed []string
+	for _, r := range refs {
+		if r.Remote == "" || used[r.Refspec()] {
+			continue
+		}
+		if err := s.Repo().SetRef(r.Remote, r.Name, object.Checksum{}); err != nil {
+			return removed, fmt.Errorf("cleanup refs: %w", err)
+		}
+		removed = append(removed, r.Refspec())
+	}
+	return removed, nil
 }
 
 // fetchCommit makes sure a commit of the origin's history is complete
@@ -448,53 +581,92 @@ func (b *HostBackend) fetchCommit(ctx context.Context, s *sysroot.Sysroot, remot
 	return nil
 }
 
-// DbDiff compares two revisions; by default the current deployment with the
-// pending one if there is one, else with the rollback deployment.
+// DbDiff compares two revisions, as rpm-ostree's db diff does: without
+// arguments from the current (booted, offline the default) deployment to
+// the pending one (staged, or a default that is not the booted one), and
+// when nothing is pending from the rollback deployment to the current one,
+// so the diff always reads from older to newer. With only FROM, TO is the
+// deployment that boots next. A revision is a deployment's version or
+// checksum, a version in a deployment's history, or anything ResolveRev
+// takes (a ref or checksum).
 func (b *HostBackend) DbDiff(ctx context.Context, from, to string) (*api.PackageDiff, error) {
 	s, err := b.open()
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	resolve := func(rev string) (object.Checksum, error) {
-		c, err := s.Repo().ResolveRev(rev)
-		if err != nil {
-			return c, fmt.Errorf("db diff: %w", err)
-		}
-		return c, nil
+	cur, err := current(s)
+	if err != nil {
+		return nil, err
+	}
+	var pending *sysroot.Deployment
+	switch {
+	case s.Staged != nil:
+		pending = s.Staged
+	case s.Booted != nil && len(s.Deployments) > 0 && s.Deployments[0] != s.Booted:
+		pending = s.Deployments[0]
 	}
 	var fromC, toC object.Checksum
-	if from != "" {
-		if fromC, err = resolve(from); err != nil {
+	switch {
+	case from != "":
+		if fromC, err = resolveRevision(s, from); err != nil {
 			return nil, err
 		}
-	} else {
-		cur, err := current(s)
-		if err != nil {
-			return nil, err
-		}
+	case pending != nil:
 		fromC = cur.Commit
+	default:
+		rb := rollbackOf(s, cur)
+		if rb == nil {
+			return nil, errors.New("db diff: there is no pending or rollback deployment to compare with: give FROM and TO")
+		}
+		fromC = rb.Commit
 	}
-	if to != "" {
-		if toC, err = resolve(to); err != nil {
+	switch {
+	case to != "":
+		if toC, err = resolveRevision(s, to); err != nil {
 			return nil, err
 		}
-	} else {
-		st, err := b.Status(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range st.Deployments {
-			if d.Checksum != fromC.String() && (d.Default || d.Rollback) {
-				toC, _ = object.ParseChecksum(d.Checksum)
-				break
-			}
-		}
-		if toC.IsZero() {
-			return nil, errors.New("db diff: there is only one deployment: give FROM and TO")
-		}
+	case pending != nil:
+		toC = pending.Commit
+	default:
+		toC = cur.Commit
 	}
 	return diffPackages(s.Repo(), fromC, toC)
+}
+
+// rollbackOf is the deployment a rollback from cur would boot: the first
+// other deployment of the same OS.
+func rollbackOf(s *sysroot.Sysroot, cur *sysroot.Deployment) *sysroot.Deployment {
+	for _, d := range s.Deployments {
+		if d != cur && d.OS == cur.OS && !(d.Commit == cur.Commit && d.Serial == cur.Serial) {
+			return d
+		}
+	}
+	return nil
+}
+
+// resolveRevision finds a commit by a deployment's version or checksum
+// prefix, a version in the history of a deployment, or a ref or checksum
+// of the repository.
+func resolveRevision(s *sysroot.Sysroot, rev string) (object.Checksum, error) {
+	deps := append([]*sysroot.Deployment{}, s.Deployments...)
+	if s.Staged != nil {
+		deps = append([]*sysroot.Deployment{s.Staged}, deps...)
+	}
+	for _, d := range deps {
+		if d.Version == rev || len(rev) >= 4 && strings.HasPrefix(d.Commit.String(), rev) {
+			return d.Commit, nil
+		}
+	}
+	if c, err := s.Repo().ResolveRev(rev); err == nil {
+		return c, nil
+	}
+	for _, d := range deps {
+		if c, err := findRevision(s.Repo(), d.Commit, rev); err == nil {
+			return c, nil
+		}
+	}
+	return object.Checksum{}, fmt.Errorf("db diff: no deployment, ref or commit matches %q (give a version or a checksum)", rev)
 }
 
 // formatDiff renders a package diff as lines for people.

@@ -27,7 +27,12 @@ type transaction struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	after  <-chan struct{} // closed when the transaction queued before us ends
+	// done is closed once the transaction is no longer the active one,
+	// before Finished is signalled: a client that saw Finished may start
+	// the next transaction at once. exited is closed when run returns
+	// (after a requested reboot was started).
 	done   chan struct{}
+	exited chan struct{}
 	props  *prop.Properties
 
 	mu         sync.Mutex
@@ -68,7 +73,7 @@ func (t *transaction) export() error {
 		return err
 	}
 	props, err := prop.Export(conn, t.path, prop.Map{api.TransactionIface: {
-		"Kind":      {Value: t.req.Kind, Emit: prop.EmitConst},
+		"Kind":      {Value: t.req.Label(), Emit: prop.EmitConst},
 		"Initiator": {Value: t.uid, Emit: prop.EmitConst},
 		"Stage":     {Value: "queued", Emit: prop.EmitTrue},
 		"Finished":  {Value: false, Emit: prop.EmitTrue},
@@ -158,14 +163,13 @@ func (t *transaction) Progress(unit string, done, total uint64) {
 func (t *transaction) Message(msg string) { t.emit("Message", msg) }
 
 func (t *transaction) run() {
-	defer close(t.done)
+	defer close(t.exited)
 	d := t.d
 	select {
 	case <-t.after:
 	case <-t.ctx.Done():
 	}
 	d.setActive(t)
-	defer d.setActive(nil)
 	var res Result
 	var err error
 	start := time.Now()
@@ -174,7 +178,7 @@ func (t *transaction) run() {
 		if st, serr := d.backend.Status(t.ctx); serr == nil {
 			from = bootedChecksum(st)
 		}
-		if t.id, err = d.store.StartTransaction(t.req.Kind, t.uid, from, start); err == nil {
+		if t.id, err = d.store.StartTransaction(t.req.Label(), t.uid, from, start); err == nil {
 			res, err = d.backend.Run(t.ctx, t.req, t)
 		}
 	}
@@ -204,10 +208,13 @@ func (t *transaction) run() {
 	t.props.SetMust(api.TransactionIface, "Outcome", outcome(res, err))
 	t.props.SetMust(api.TransactionIface, "Success", err == nil)
 	t.props.SetMust(api.TransactionIface, "Error", msg)
-	t.props.SetMust(api.TransactionIface, "Finished", true)
 	d.refreshProperties()
+	// Stop being the active transaction before anyone hears it ended.
+	d.setActive(nil)
+	close(t.done)
+	t.props.SetMust(api.TransactionIface, "Finished", true)
 	t.emit("Finished", err == nil, msg)
-	d.logf("transaction %s (%s by uid %d): %s %s [%s total=%s]", t.path, t.req.Kind, t.uid, result, msg, timings, time.Since(start).Round(time.Millisecond))
+	d.logf("transaction %s (%s by uid %d): %s %s [%s total=%s]", t.path, t.req.Label(), t.uid, result, msg, timings, time.Since(start).Round(time.Millisecond))
 	// An idle daemon should be small: give the transaction's memory back.
 	debug.FreeOSMemory()
 	if err == nil && t.req.Reboot && res.Deployed {

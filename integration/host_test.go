@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -46,6 +47,11 @@ type host struct {
 	url        string
 	served     *serve.Handler
 	slow       atomic.Int64 // per-request delay in ms (to make cancels land mid-download)
+	deltaRate  atomic.Int64 // bytes per second for static-delta files (0: unlimited)
+	logMu      sync.Mutex
+	access     []served  // the server's access log
+	published  int       // commits published so far (their timestamps follow each other)
+	at         time.Time // if set, the timestamp of the next commit published
 	sysroot    string
 	bus        string
 	state      string
@@ -98,7 +104,18 @@ func newHost(t *testing.T) *host {
 		if d := h.slow.Load(); d > 0 && strings.HasPrefix(r.URL.Path, "/objects/") {
 			time.Sleep(time.Duration(d) * time.Millisecond)
 		}
-		h.served.ServeHTTP(w, r)
+		cw := &countingWriter{ResponseWriter: w, ctx: r.Context()}
+		if strings.HasPrefix(r.URL.Path, "/deltas/") {
+			cw.rate = h.deltaRate.Load()
+		}
+		h.served.ServeHTTP(cw, r)
+		entry := served{path: r.URL.Path, bytes: cw.n}
+		if fi, err := os.Stat(filepath.Join(h.server.Path(), filepath.FromSlash(r.URL.Path))); err == nil && fi.Mode().IsRegular() {
+			entry.complete = r.Method == http.MethodGet && cw.n == fi.Size()
+		}
+		h.logMu.Lock()
+		h.access = append(h.access, entry)
+		h.logMu.Unlock()
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -182,7 +199,14 @@ func (h *host) publishFull(ref, version string, extra map[string]string, pkgs []
 		}
 		md.Set("rpmostree.rpmdb.pkglist", gvariant.NewVariant("a(sssss)", list))
 	}
-	c, err := h.server.CommitDir(context.Background(), tree, repo.CommitOptions{Branch: ref, Subject: "Test OS " + version, Metadata: md})
+	// Each commit is a minute after the one before (commit timestamps
+	// have a resolution of seconds), unless the test set h.at.
+	h.published++
+	when := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h.published) * time.Minute)
+	if !h.at.IsZero() {
+		when, h.at = h.at, time.Time{}
+	}
+	c, err := h.server.CommitDir(context.Background(), tree, repo.CommitOptions{Branch: ref, Subject: "Test OS " + version, Metadata: md, Timestamp: when})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +217,64 @@ func (h *host) publishFull(ref, version string, extra map[string]string, pkgs []
 		t.Fatal(err)
 	}
 	return c
+}
+
+// served is one request of the server's access log.
+type served struct {
+	path     string
+	bytes    int64
+	complete bool // the whole file was sent
+}
+
+// countingWriter counts the bytes a response sends and, with rate set,
+// sends them at that many bytes a second (a slow link), stopping when the
+// client goes away.
+type countingWriter struct {
+	http.ResponseWriter
+	ctx  context.Context
+	rate int64
+	n    int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.rate <= 0 {
+		n, err := c.ResponseWriter.Write(b)
+		c.n += int64(n)
+		return n, err
+	}
+	written := 0
+	const chunk = 8 << 10
+	for written < len(b) {
+		end := min(written+chunk, len(b))
+		select {
+		case <-c.ctx.Done():
+			return written, c.ctx.Err()
+		case <-time.After(time.Duration(int64(end-written) * int64(time.Second) / c.rate)):
+		}
+		n, err := c.ResponseWriter.Write(b[written:end])
+		written += n
+		c.n += int64(n)
+		if err != nil {
+			return written, err
+		}
+		if f, ok := c.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	return written, nil
+}
+
+// accessLog returns the requests served since entry `from` of the log.
+func (h *host) accessLog(from int) []served {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	return append([]served(nil), h.access[min(from, len(h.access)):]...)
+}
+
+func (h *host) accessLen() int {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	return len(h.access)
 }
 
 func (h *host) startDaemon() {

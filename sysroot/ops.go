@@ -70,9 +70,11 @@ func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
 }
 
 // Undeploy removes the deployment at index from the boot configuration,
-// then deletes it.
-func (s *Sysroot) Undeploy(ctx context.Context, index int) error {
-	return s.mutate(func() error {
+// then deletes it and prunes the objects only it used. The result says
+// what that removed.
+func (s *Sysroot) Undeploy(ctx context.Context, index int) (*CleanupResult, error) {
+	var res *CleanupResult
+	err := s.mutate(func() error {
 		if index < 0 || index >= len(s.Deployments) {
 			return fmt.Errorf("undeploy: no deployment %d (there are %d)", index, len(s.Deployments))
 		}
@@ -90,9 +92,35 @@ func (s *Sysroot) Undeploy(ctx context.Context, index int) error {
 		if err := s.writeDeployments(list); err != nil {
 			return err
 		}
-		_, err := s.cleanup(ctx, true)
+		var err error
+		res, err = s.cleanup(ctx, true)
 		return err
 	})
+	return res, err
+}
+
+// ErrNotStaged is returned by Unstage when no deployment is staged.
+var ErrNotStaged = errors.New("no staged deployment")
+
+// Unstage discards the staged deployment: its record goes first (so
+// finalize can no longer pick it up), then its directory and the objects
+// only it used. It returns the staged deployment and what was removed.
+func (s *Sysroot) Unstage(ctx context.Context) (*Deployment, *CleanupResult, error) {
+	var d *Deployment
+	var res *CleanupResult
+	err := s.mutate(func() error {
+		if s.Staged == nil {
+			return ErrNotStaged
+		}
+		d = s.Staged
+		if err := s.removeStaged(); err != nil {
+			return err
+		}
+		var err error
+		res, err = s.cleanup(ctx, true)
+		return err
+	})
+	return d, res, err
 }
 
 // SetPinned pins or unpins the deployment at index; a pinned deployment
@@ -118,7 +146,9 @@ func (s *Sysroot) SetPinned(index int, pinned bool) error {
 	})
 }
 
-// KargsEdit changes the kernel arguments of a deployment.
+// KargsEdit changes the kernel arguments of a deployment: Delete first,
+// then Replace (rpm-ostree's semantics, see bootloader.Kargs.ReplaceValue:
+// it never appends), then Append.
 type KargsEdit struct {
 	Append, Delete, Replace []string
 }
@@ -147,7 +177,9 @@ func (s *Sysroot) SetKargs(ctx context.Context, index int, edit KargsEdit) (boot
 			}
 		}
 		for _, a := range edit.Replace {
-			k = k.Replace(a)
+			if k, err = k.ReplaceValue(a); err != nil {
+				return fmt.Errorf("kargs: %w", err)
+			}
 		}
 		for _, a := range edit.Append {
 			k = k.Append(a)

@@ -190,13 +190,13 @@ func TestRollbackUndeployPinKargs(t *testing.T) {
 
 	// Undeploy the last; the pinned one can be undeployed explicitly too.
 	n := len(s.Deployments)
-	if err := s.Undeploy(ctx, n-1); err != nil {
+	if _, err := s.Undeploy(ctx, n-1); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Deployments) != n-1 {
 		t.Fatalf("undeploy: %v", names(s))
 	}
-	if err := s.Undeploy(ctx, 7); err == nil {
+	if _, err := s.Undeploy(ctx, 7); err == nil {
 		t.Fatal("undeploy of a missing index succeeded")
 	}
 	checkConsistent(t, s)

@@ -39,11 +39,12 @@ const (
 	OptCheckOnly       = "check"           // b (Upgrade): only look for an update
 	OptPreview         = "preview"         // b (Upgrade): check and report package changes
 	OptDownloadOnly    = "download-only"   // b (Upgrade): pull, do not deploy
-	OptAllowDowngrade  = "allow-downgrade" // b (Upgrade, Deploy)
+	OptAllowDowngrade  = "allow-downgrade" // b (Upgrade, Rebase): go to an older commit; Deploy accepts it and always may
 	OptStage           = "stage"           // b (Upgrade): write the deployment; it becomes the default at shutdown (finalize)
 	OptCleanupRollback = "rollback"        // b (Cleanup): remove the rollback deployment
 	OptCleanupPending  = "pending"         // b (Cleanup): remove the pending deployment
 	OptCleanupCache    = "cache"           // b (Cleanup): remove cached metadata and partial pulls
+	OptCleanupRefs     = "refs"            // b (Cleanup): remove remote refs no deployment follows
 	OptKargsAppend     = "append"          // as (KernelArgs)
 	OptKargsDelete     = "delete"          // as (KernelArgs)
 	OptKargsReplace    = "replace"         // as (KernelArgs)
@@ -103,10 +104,10 @@ type HistoryEntry struct {
 	CallerUID uint32 `json:"caller-uid"`
 	Start     int64  `json:"start"`
 	End       int64  `json:"end"`
-	From      string `json:"from,omitempty"`
-	To        string `json:"to,omitempty"`
+	From      string `json:"from"` // "" when it does not apply
+	To        string `json:"to"`
 	Result    string `json:"result"` // "success", "failed", "cancelled", "interrupted"
-	Error     string `json:"error,omitempty"`
+	Error     string `json:"error"`
 }
 
 // PackageDiff is what `os-update db diff --json` prints: the packages two

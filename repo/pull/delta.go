@@ -64,21 +64,36 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 	if object.Checksum(delta.Digest(sb)) != d.Superblock {
 		return false, fmt.Errorf("delta %s: superblock does not match the digest the summary lists", d.Name())
 	}
-	if dec, err := delta.DecodeSuperblock(sb); err == nil && req.Expect != nil {
+	cache := newPartCache(req.Repo, delta.Name{From: d.From, To: d.To})
+	cache.dropOthers()
+	var parts []delta.PartHeader
+	if dec, err := delta.DecodeSuperblock(sb); err == nil {
+		parts = dec.Parts
+		// Bytes still to transfer: cached parts are not fetched again.
 		var n uint64
 		for i, ph := range dec.Parts {
-			if _, inline := dec.Inline[i]; !inline {
+			if _, inline := dec.Inline[i]; !inline && !cache.has(i, ph) {
 				n += ph.Size
 			}
 		}
 		for _, fb := range dec.Fallbacks {
 			n += fb.Size
 		}
-		req.Expect(int64(n))
+		if req.Expect != nil {
+			req.Expect(int64(n))
+		}
 	}
 	_, err = delta.Apply(ctx, req.Tx, sb, delta.ApplyOptions{
 		FetchPart: func(ctx context.Context, index int) (io.ReadCloser, error) {
-			return req.FetchStream(ctx, delta.PartPath(d.From, d.To, index))
+			fetch := func(ctx context.Context) (io.ReadCloser, error) {
+				return req.FetchStream(ctx, delta.PartPath(d.From, d.To, index))
+			}
+			if index < 0 || index >= len(parts) {
+				return fetch(ctx)
+			}
+			// Verified parts survive a cancel, a crash or a lost
+			// connection: the next pull fetches only the others.
+			return cache.open(ctx, index, parts[index], fetch)
 		},
 		FetchFallback: func(ctx context.Context, n object.Name) error {
 			return req.FetchObject(ctx, n.Checksum)
@@ -95,5 +110,6 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 	if err != nil {
 		return false, err // Apply's errors name the delta and the part
 	}
+	cache.remove()
 	return true, nil
 }

@@ -215,8 +215,8 @@ func (p *puller) fetchBytes(ctx context.Context, url string, max int64) ([]byte,
 	return out, err
 }
 
-// Pull fetches refs from src into r.
-func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result, error) {
+// setDefaults fills in the documented defaults of unset options.
+func (opts *Options) setDefaults() {
 	if opts.Workers <= 0 {
 		opts.Workers = 16
 	}
@@ -241,6 +241,11 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = 250 * time.Millisecond
 	}
+}
+
+// Pull fetches refs from src into r.
+func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result, error) {
+	opts.setDefaults()
 	if src.Name == "" && !opts.Mirror {
 		return nil, fmt.Errorf("pull: a remote name is required unless mirroring")
 	}
@@ -785,6 +790,11 @@ func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, he
 			}
 		}
 		if err := p.tryDelta(ctx, ref, c, mine, restoreMeta); err != nil {
+			if ctx.Err() != nil {
+				// Cancelled, not failed: the fetched parts stay cached
+				// for the next pull; walking objects now would be wrong.
+				return ctx.Err()
+			}
 			p.res.DeltaFailures = append(p.res.DeltaFailures, err)
 			p.logf("static delta for %s failed, fetching objects instead: %v", c, err)
 		}
