@@ -422,7 +422,7 @@ func TestHostUpgradeRollbackStatusHistory(t *testing.T) {
 	for _, e := range hist {
 		kinds = append(kinds, e.Kind+":"+e.Result)
 	}
-	want := "rebase:failed rebase:success deploy:success cleanup:success kargs:success rollback:success upgrade:success upgrade:success upgrade:success"
+	want := "rebase:failed rebase:success deploy:success cleanup:success kargs:success rollback:success upgrade:success check:success check:success"
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("history %v\nwant %s", kinds, want)
 	}
