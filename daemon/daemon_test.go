@@ -25,6 +25,7 @@ type stepBackend struct {
 	mu      sync.Mutex
 	step    chan struct{}
 	ran     []string
+	reqs    []Request
 	repairs int
 }
 
@@ -37,6 +38,7 @@ func (b *stepBackend) Status(ctx context.Context) (api.Status, error) {
 func (b *stepBackend) Run(ctx context.Context, req Request, rep Reporter) (Result, error) {
 	b.mu.Lock()
 	b.ran = append(b.ran, req.Kind)
+	b.reqs = append(b.reqs, req)
 	b.mu.Unlock()
 	rep.Stage("download")
 	for i := uint64(1); i <= 3; i++ {
@@ -324,4 +326,55 @@ func TestIdleExitAndSecondInstanceRefused(t *testing.T) {
 		t.Fatal("idle daemon kept its bus name")
 	}
 	_ = fmt.Sprint
+}
+
+// TestAllowDowngradeReachesTheRequest: the allow-downgrade option of
+// Upgrade, Rebase and Deploy is copied into the request, and labels name
+// what was asked.
+func TestAllowDowngradeReachesTheRequest(t *testing.T) {
+	f := start(t, 0)
+	conn, ch := f.client(t)
+	yes := map[string]dbus.Variant{api.OptAllowDowngrade: dbus.MakeVariant(true)}
+	for _, c := range []struct {
+		method string
+		args   []any
+	}{
+		{"Upgrade", []any{yes}},
+		{"Rebase", []any{"origin:os/other", yes}},
+		{"Deploy", []any{"1.0", yes}},
+		{"Upgrade", []any{map[string]dbus.Variant{}}},
+	} {
+		p, err := call(conn, c.method, c.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.method, err)
+		}
+		for i := 0; i < 3; i++ {
+			f.backend.step <- struct{}{}
+		}
+		if ok, msg, _ := waitFinished(t, ch, p); !ok {
+			t.Fatalf("%s failed: %s", c.method, msg)
+		}
+	}
+	f.backend.mu.Lock()
+	defer f.backend.mu.Unlock()
+	got := []bool{}
+	for _, r := range f.backend.reqs {
+		got = append(got, r.AllowDowngrade)
+	}
+	if fmt.Sprint(got) != "[true true true false]" {
+		t.Fatalf("AllowDowngrade per request: %v", got)
+	}
+	for req, want := range map[*Request]string{
+		{Kind: KindUpgrade, Check: true}:                  "check",
+		{Kind: KindUpgrade, Preview: true}:                "preview",
+		{Kind: KindUpgrade, DownloadOnly: true}:           "download",
+		{Kind: KindUpgrade, Stage: true}:                  "upgrade",
+		{Kind: KindUpgrade, Automatic: true, Check: true}: "automatic-check",
+		{Kind: KindUpgrade, Automatic: true, Stage: true}: "automatic-stage",
+		{Kind: KindRebase, Refspec: "o:r"}:                "rebase",
+	} {
+		if got := req.Label(); got != want {
+			t.Errorf("%+v: label %q, want %q", *req, got, want)
+		}
+	}
 }
