@@ -106,6 +106,11 @@ type Options struct {
 	RPM     string
 	// DryRun stops after the solve.
 	DryRun bool
+	// Reapply says the requests were made against an earlier base (an
+	// upgrade, rebase or deploy re-applies them): a removal of a package
+	// the new base no longer has is dropped with a note instead of
+	// failing.
+	Reapply bool
 	Log    io.Writer
 	// Progress, if set, is told each stage as it starts.
 	Progress func(stage string)
@@ -266,6 +271,13 @@ func (b *builder) run(ctx context.Context) error {
 	}
 	b.res.Timings.Solve = time.Since(t0)
 	if opts.DryRun {
+		return nil
+	}
+	if len(plan.install) == 0 && len(plan.eraseNEVRAs) == 0 {
+		// Every request is met by the base as it is.
+		b.res.Commit = opts.Base
+		b.res.Notes = append(b.res.Notes, "nothing left to layer: the base commit is used as it is")
+		b.logf("nothing left to layer: the base commit %s is used as it is", opts.Base)
 		return nil
 	}
 
@@ -593,6 +605,10 @@ func (b *builder) solve(ctx context.Context, basePkgs, pool []*rpmmd.Package, lo
 	out := map[*rpmmd.Package]bool{} // base packages leaving
 	for _, n := range opts.Remove {
 		ps := byName[n]
+		if len(ps) == 0 && opts.Reapply {
+			b.res.Notes = append(b.res.Notes, fmt.Sprintf("override remove %s: base commit %s has no such package any more; dropped", n, opts.Base))
+			continue
+		}
 		if len(ps) == 0 {
 			return nil, fmt.Errorf("override remove %s: no package of that name in base commit %s", n, opts.Base)
 		}
@@ -626,6 +642,11 @@ func (b *builder) solve(ctx context.Context, basePkgs, pool []*rpmmd.Package, lo
 	var requests []string
 	for _, p := range replNew {
 		olds := byName[p.Name]
+		if len(olds) == 1 && olds[0].NEVRA() == p.NEVRA() {
+			b.res.Notes = append(b.res.Notes, fmt.Sprintf("override replace %s: base commit %s has this version already; dropped", p.NEVRA(), opts.Base))
+			delete(pl.local, p)
+			continue
+		}
 		if len(olds) == 0 {
 			return nil, fmt.Errorf("override replace %s: base commit %s has no package %s to replace (install it instead)", p.NEVRA(), opts.Base, p.Name)
 		}

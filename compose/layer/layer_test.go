@@ -95,6 +95,17 @@ func layerSpecs() []rpmfixture.Spec {
 	}
 }
 
+func upgradeSpecs() []rpmfixture.Spec {
+	return []rpmfixture.Spec{
+		{Name: "kernel", Version: "6.1.0", Files: map[string]string{"/boot/vmlinuz-6.1.0-fixture": "KERNEL IMAGE\n",
+			"/usr/lib/modules/6.1.0-fixture/modules.dep": "\n", "/usr/lib/os-release": "NAME=FixtureOS\nID=fixture\nVERSION_ID=1\n"}},
+		{Name: "basetool", Version: "2.0", Requires: []string{"/bin/sh"},
+			Files: map[string]string{"/usr/share/basetool/data": "base tool 2\n", "/etc/basetool.conf": "tool=2\n"},
+			Exec:  map[string]string{"/usr/bin/basetool": "#!/bin/sh\necho base 2\n"}, Config: []string{"/etc/basetool.conf"}},
+		{Name: "blocker", Version: "1.0", Conflicts: []string{"hello"}, Files: map[string]string{"/usr/share/blocker": "x\n"}},
+	}
+}
+
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
 	testutil.RequireRoot(t)
@@ -141,6 +152,13 @@ func buildFixture(t *testing.T) (*fixture, error) {
 		}
 	}
 	rpmfixture.CreateRepo(tb, layerDir, "gz")
+	// Bootable bases for the deploy and upgrade test: the base packages
+	// plus a kernel, a newer basetool and a package blocking hello.
+	osDir := filepath.Join(fixDir, "os")
+	for _, s := range append(baseSpecs(), upgradeSpecs()...) {
+		f.env.Sign(tb, f.env.Build(tb, s, filepath.Join(osDir, "Packages")))
+	}
+	rpmfixture.CreateRepo(tb, osDir, "gz")
 	f.srv = httptest.NewServer(http.FileServer(http.Dir(fixDir)))
 
 	// Local files: a newer libold (override replace), a package only
