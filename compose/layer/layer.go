@@ -111,7 +111,7 @@ type Options struct {
 	// the new base no longer has is dropped with a note instead of
 	// failing.
 	Reapply bool
-	Log    io.Writer
+	Log     io.Writer
 	// Progress, if set, is told each stage as it starts.
 	Progress func(stage string)
 }
