@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   ostree          # the reference implementation, our test oracle
+  ostree-tests    # libostree's test data: hostile repositories, old deltas
   gnupg           # OpenPGP keys and signatures in tests
   python3         # a third-party HTTP server (python3 -m http.server)
   bubblewrap      # sandbox for RPM scriptlets

@@ -58,3 +58,34 @@ func RunErr(name string, args ...string) (string, string, error) {
 	err := cmd.Run()
 	return stdout.String(), stderr.String(), err
 }
+
+// RequireFile returns path, a data file a Debian package (pkg) installs,
+// such as libostree's test data from ostree-tests. Outside CI a missing
+// file skips the test; in CI it fails it.
+func RequireFile(t testing.TB, path, pkg string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if InCI() {
+		t.Fatalf("%s (Debian package %s) is missing (CI=true: missing tools fail)", path, pkg)
+	}
+	t.Skipf("%s not installed (Debian package %s)", path, pkg)
+	return ""
+}
+
+// OstreeTestData is where Debian's ostree-tests package installs
+// libostree's test data (hostile repositories, old-format deltas).
+const OstreeTestData = "/usr/libexec/installed-tests/libostree"
+
+// ExtractOstreeTestData unpacks one of libostree's test tarballs (e.g.
+// "ostree-path-traverse.tar.gz") into a new temporary directory, which
+// it returns.
+func ExtractOstreeTestData(t testing.TB, name string) string {
+	t.Helper()
+	tarball := RequireFile(t, OstreeTestData+"/"+name, "ostree-tests")
+	tar := RequireTool(t, "tar")
+	dir := t.TempDir()
+	Run(t, tar, "-xf", tarball, "-C", dir)
+	return dir
+}
