@@ -3,6 +3,7 @@ package delta
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 
@@ -127,5 +128,40 @@ func FuzzExecute(f *testing.F) {
 		defer tx.Abort()
 		part := &Part{Modes: []Mode{{0, 0, object.ModeRegular | 0o644}, {0, 0, object.ModeSymlink | 0o777}}, Xattrs: [][]object.Xattr{nil}, Blob: blob, Ops: ops}
 		execute(context.Background(), tx, part, objs)
+	})
+}
+
+// FuzzPayload: the streaming payload decoder Apply uses accepts exactly
+// what gvariant.Unmarshal accepts and decodes it to the same part.
+func FuzzPayload(f *testing.F) {
+	pw := NewPartWriter()
+	h := &object.FileHeader{Mode: object.ModeRegular | 0o644, Xattrs: []object.Xattr{{Name: []byte("user.a"), Value: []byte("b")}}}
+	pw.Op(OpOpenSpliceAndClose, pw.Mode(h), pw.Xattrs(h.Xattrs), 5, pw.Blob([]byte("hello")))
+	payload, err := pw.Part().Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(payload)
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, werr := DecodePayload(b)
+		p, err := parsePayload(bytes.NewReader(b), uint64(len(b)), 0)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("streaming decoder: %v; gvariant: %v", err, werr)
+		}
+		if err != nil {
+			return
+		}
+		blob, _ := io.ReadAll(p.blob)
+		ops, _ := io.ReadAll(p.ops)
+		if !bytes.Equal(blob, want.Blob) || !bytes.Equal(ops, want.Ops) || len(p.modes) != len(want.Modes) || len(p.xattrs) != len(want.Xattrs) {
+			t.Fatalf("streaming decoder disagrees: blob %d/%d ops %d/%d bytes, %d/%d modes, %d/%d xattr lists",
+				len(blob), len(want.Blob), len(ops), len(want.Ops), len(p.modes), len(want.Modes), len(p.xattrs), len(want.Xattrs))
+		}
+		for i := range p.modes {
+			if p.modes[i] != want.Modes[i] {
+				t.Fatalf("mode %d: %v, want %v", i, p.modes[i], want.Modes[i])
+			}
+		}
 	})
 }
