@@ -22,7 +22,7 @@ func malformed(t *Type, format string, args ...any) error {
 // value has a single valid serialization, and anything else is an error.
 // Allocation is bounded by len(data).
 func Unmarshal(t *Type, data []byte) (Value, error) {
-	v, err := decode(t, data, 0)
+	v, err := decode(t, data, 0, &budget{left: MaxValues(len(data))})
 	if err != nil {
 		return nil, err
 	}
@@ -39,9 +39,39 @@ func Unmarshal(t *Type, data []byte) (Value, error) {
 	return v, nil
 }
 
-func decode(t *Type, data []byte, depth int) (Value, error) {
+// MaxValues is how many values Unmarshal decodes from n bytes at most:
+// half a value per byte (the densest OSTree data, a(uuu) mode tables,
+// has a third) and never more than 2M. Each decoded value costs some 40
+// bytes of memory, whatever its size in the input, so without this a
+// few MiB of one-byte elements would cost GBs.
+func MaxValues(n int) int { return min(n/2+1024, 2<<20) }
+
+// budget counts down the values a decode may still produce. An array's
+// item count is checked against it before the items' slice is allocated;
+// each item is charged as it is decoded.
+type budget struct{ left int }
+
+func (b *budget) check(t *Type, n int) error {
+	if n > b.left {
+		return malformed(t, "more values than the %d allowed for this input", b.left)
+	}
+	return nil
+}
+
+func (b *budget) take(t *Type, n int) error {
+	if n > b.left {
+		return malformed(t, "more values than the %d allowed for this input", b.left)
+	}
+	b.left -= n
+	return nil
+}
+
+func decode(t *Type, data []byte, depth int, b *budget) (Value, error) {
 	if depth > MaxDepth {
 		return nil, malformed(t, "nested deeper than %d", MaxDepth)
+	}
+	if err := b.take(t, 1); err != nil {
+		return nil, err
 	}
 	if t.fixed != 0 && len(data) != t.fixed {
 		return nil, malformed(t, "size %d, want %d", len(data), t.fixed)
@@ -78,7 +108,7 @@ func decode(t *Type, data []byte, depth int) (Value, error) {
 		}
 		return s, nil
 	case 'v':
-		return decodeVariant(t, data, depth)
+		return decodeVariant(t, data, depth, b)
 	case 'm':
 		if len(data) == 0 {
 			return Maybe{}, nil
@@ -90,20 +120,20 @@ func decode(t *Type, data []byte, depth int) (Value, error) {
 			}
 			child = data[:len(data)-1]
 		}
-		v, err := decode(t.Elem, child, depth+1)
+		v, err := decode(t.Elem, child, depth+1, b)
 		if err != nil {
 			return nil, err
 		}
 		return Maybe{Valid: true, Value: v}, nil
 	case 'a':
-		return decodeArray(t, data, depth)
+		return decodeArray(t, data, depth, b)
 	case '(', '{':
-		return decodeTuple(t, data, depth)
+		return decodeTuple(t, data, depth, b)
 	}
 	return nil, malformed(t, "unsupported type")
 }
 
-func decodeVariant(t *Type, data []byte, depth int) (Value, error) {
+func decodeVariant(t *Type, data []byte, depth int, b *budget) (Value, error) {
 	z := bytes.LastIndexByte(data, 0)
 	if z < 0 {
 		return nil, malformed(t, "variant has no type separator")
@@ -116,7 +146,7 @@ func decodeVariant(t *Type, data []byte, depth int) (Value, error) {
 	if err != nil {
 		return nil, malformed(t, "variant type: %v", err)
 	}
-	v, err := decode(ct, data[:z], depth+1)
+	v, err := decode(ct, data[:z], depth+1, b)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +173,7 @@ func zeros(b []byte) bool {
 	return true
 }
 
-func decodeArray(t *Type, data []byte, depth int) (Value, error) {
+func decodeArray(t *Type, data []byte, depth int, b *budget) (Value, error) {
 	e := t.Elem
 	if e.Kind == 'y' {
 		return data, nil
@@ -152,9 +182,12 @@ func decodeArray(t *Type, data []byte, depth int) (Value, error) {
 		if len(data)%e.fixed != 0 {
 			return nil, malformed(t, "size %d is not a multiple of the element size %d", len(data), e.fixed)
 		}
+		if err := b.check(t, len(data)/e.fixed); err != nil {
+			return nil, err
+		}
 		items := make([]Value, 0, len(data)/e.fixed)
 		for off := 0; off < len(data); off += e.fixed {
-			v, err := decode(e, data[off:off+e.fixed], depth+1)
+			v, err := decode(e, data[off:off+e.fixed], depth+1, b)
 			if err != nil {
 				return nil, err
 			}
@@ -174,6 +207,9 @@ func decodeArray(t *Type, data []byte, depth int) (Value, error) {
 		return nil, malformed(t, "offset table start %d out of range", tableStart)
 	}
 	n := (len(data) - tableStart) / w
+	if err := b.check(t, n); err != nil {
+		return nil, err
+	}
 	items := make([]Value, 0, n)
 	prev := 0
 	for i := 0; i < n; i++ {
@@ -185,7 +221,7 @@ func decodeArray(t *Type, data []byte, depth int) (Value, error) {
 		if !zeros(data[prev:start]) {
 			return nil, malformed(t, "non-zero padding before element %d", i)
 		}
-		v, err := decode(e, data[start:end], depth+1)
+		v, err := decode(e, data[start:end], depth+1, b)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +234,7 @@ func decodeArray(t *Type, data []byte, depth int) (Value, error) {
 	return items, nil
 }
 
-func decodeTuple(t *Type, data []byte, depth int) (Value, error) {
+func decodeTuple(t *Type, data []byte, depth int, b *budget) (Value, error) {
 	if len(t.Fields) == 0 {
 		if data[0] != 0 {
 			return nil, malformed(t, "unit byte is not zero")
@@ -245,7 +281,7 @@ func decodeTuple(t *Type, data []byte, depth int) (Value, error) {
 		if end < start || end > tableStart {
 			return nil, malformed(t, "member %d bounds %d..%d invalid", i, start, end)
 		}
-		v, err := decode(f, data[start:end], depth+1)
+		v, err := decode(f, data[start:end], depth+1, b)
 		if err != nil {
 			return nil, err
 		}
