@@ -275,3 +275,40 @@ func TestLargePartMemory(t *testing.T) {
 		t.Fatalf("fsck after apply: %d objects, problems %v", rep.Objects, rep.Problems)
 	}
 }
+
+// TestXZDictionaryLimit: the built-in xz decoder (used without the xz
+// command) refuses a stream asking for a dictionary above 64 MiB before
+// allocating it; the stream otherwise decodes.
+func TestXZDictionaryLimit(t *testing.T) {
+	pw := NewPartWriter()
+	pw.Op(OpUnsetReadSource)
+	payload, err := pw.Part().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := EncodePart(&buf, payload, true); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	if _, err := DecodePart(good, 0); err != nil {
+		t.Fatalf("unmodified part: %v", err)
+	}
+	d, ok := xzDictSize(good[1:])
+	if !ok || d > maxXZDict {
+		t.Fatalf("dictionary of the unmodified part: %d, %v", d, ok)
+	}
+	// Block header: size, flags (no size fields here), filter ID 0x21,
+	// property size 1, then the dictionary byte.
+	bad := append([]byte(nil), good...)
+	hdr := bad[1+12:]
+	if hdr[1]&0xc0 != 0 || hdr[2] != 0x21 || hdr[3] != 1 {
+		t.Fatalf("unexpected block header % x", hdr[:6])
+	}
+	hdr[4] = 40 // 4 GiB - 1
+	_, err = DecodePart(bad, 0)
+	t.Logf("%v", err)
+	if err == nil || !strings.Contains(err.Error(), "dictionary") {
+		t.Fatalf("4 GiB dictionary: %v", err)
+	}
+}
