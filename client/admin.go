@@ -354,13 +354,13 @@ func runPin(ctx context.Context, e *env, args []string) error {
 }
 
 func runKargs(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "admin kargs", "[--sysroot DIR] [--deployment N] [--append K=V] [--delete K] [--replace K=V]")
+	f := newFlags(e, "admin kargs", "[--sysroot DIR] [--deployment N] [--append K=V] [--delete K] [--replace K=V|K=OLD=NEW]")
 	sf := addSysrootFlags(f)
 	index := f.Int("deployment", 0, "index of the deployment to change")
 	var edit sysroot.KargsEdit
 	f.Var((*stringList)(&edit.Append), "append", "append an argument (repeatable)")
 	f.Var((*stringList)(&edit.Delete), "delete", "delete KEY or KEY=VALUE (repeatable)")
-	f.Var((*stringList)(&edit.Replace), "replace", "set KEY=VALUE in place (repeatable)")
+	f.Var((*stringList)(&edit.Replace), "replace", "KEY=VALUE replaces the only value of KEY, KEY=OLD=NEW the value OLD (repeatable)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
