@@ -162,7 +162,9 @@ type deploymentJSON struct {
 	Refspec    string   `json:"origin-refspec,omitempty"`
 	Kargs      []string `json:"kargs"`
 	Booted     bool     `json:"booted"`
+	Default    bool     `json:"default"`
 	Staged     bool     `json:"staged"`
+	Pending    bool     `json:"pending"`
 	Pinned     bool     `json:"pinned"`
 	Rollback   bool     `json:"rollback"`
 }
@@ -179,20 +181,16 @@ func runAdminStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	list := s.Deployments
-	if s.Staged != nil {
-		list = append([]*sysroot.Deployment{s.Staged}, list...)
-	}
 	var out []deploymentJSON
-	for i, d := range list {
+	for i, d := range s.Status().Deployments {
 		kargs := d.Kargs
 		if kargs == nil {
 			kargs = bootloader.Kargs{}
 		}
 		out = append(out, deploymentJSON{Index: i, OSName: d.OS, Checksum: d.Commit.String(), Serial: d.Serial,
 			BootCsum: d.BootCsum, BootSerial: d.BootSerial, Version: d.Version, Refspec: d.Refspec(),
-			Kargs: kargs, Booted: s.Booted != nil && d == s.Booted, Staged: d.Staged, Pinned: d.Pinned(),
-			Rollback: !d.Staged && i > 0 && (s.Booted == nil && d.Index == 1 || s.Booted != nil && d.Index > s.Booted.Index)})
+			Kargs: kargs, Booted: d.Booted, Default: d.Default, Staged: d.Staged, Pending: d.Pending,
+			Pinned: d.Pinned(), Rollback: d.Rollback})
 	}
 	if *asJSON {
 		if out == nil {
@@ -221,16 +219,15 @@ func runAdminStatus(ctx context.Context, e *env, args []string) error {
 		if d.Booted {
 			mark = "*"
 		}
-		var tags []string
-		if d.Staged {
-			tags = append(tags, "staged")
-		}
-		if d.Rollback {
-			tags = append(tags, "rollback")
-		}
+		// One tag, as ostree admin status prints it.
 		suffix := ""
-		if len(tags) > 0 {
-			suffix = " (" + strings.Join(tags, ", ") + ")"
+		switch {
+		case d.Staged:
+			suffix = " (staged)"
+		case d.Pending:
+			suffix = " (pending)"
+		case d.Rollback:
+			suffix = " (rollback)"
 		}
 		e.printf("%s %s %s.%d%s\n", mark, d.OSName, d.Checksum, d.Serial, suffix)
 		if d.Version != "" {
@@ -285,19 +282,27 @@ func runUndeploy(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := indexArg("admin undeploy", pos)
-	if err != nil {
-		return err
+	if len(pos) != 1 {
+		return usagef("admin undeploy: expected a deployment INDEX or NAME")
 	}
 	s, err := sf.open(e)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if _, err := s.Undeploy(ctx, n); err != nil {
+	// An index counts the boot-configured deployments, as before; a name
+	// is CHECKSUM.SERIAL or OS/CHECKSUM.SERIAL.
+	name := pos[0]
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < 0 || n >= len(s.Deployments) {
+			return fmt.Errorf("undeploy: no deployment %d (there are %d)", n, len(s.Deployments))
+		}
+		name = s.Deployments[n].OS + "/" + s.Deployments[n].Name()
+	}
+	if _, err := s.Undeploy(ctx, name); err != nil {
 		return err
 	}
-	e.printf("Deleted deployment %d\n", n)
+	e.printf("Deleted deployment %s\n", pos[0])
 	return nil
 }
 

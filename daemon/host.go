@@ -58,39 +58,19 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 	}
 	defer s.Close()
 	st := api.Status{Deployments: []api.Deployment{}, Warnings: s.Warnings}
-	current := s.Booted
-	if current == nil && len(s.Deployments) > 0 {
-		current = s.Deployments[0]
-	}
-	add := func(d *sysroot.Deployment, staged bool) {
+	// The roles are the sysroot's (see sysroot.Status), shared with
+	// rollback, cleanup and `admin status`.
+	for i, d := range s.Status().Deployments {
 		ad := api.Deployment{
-			Index: len(st.Deployments), OSName: d.OS, Checksum: d.Commit.String(), Serial: d.Serial,
-			Origin: d.Refspec(), Version: d.Version, Staged: staged, Pinned: d.Pinned(),
-			Booted: s.Booted != nil && d == s.Booted, Kargs: []string(d.Kargs),
+			Index: i, OSName: d.OS, Checksum: d.Commit.String(), Serial: d.Serial,
+			Origin: d.Refspec(), Version: d.Version, Staged: d.Staged, Pinned: d.Pinned(),
+			Booted: d.Booted, Default: d.Default, Pending: d.Pending, Rollback: d.Rollback,
+			Kargs: []string(d.Kargs),
 		}
 		if cm, err := s.Repo().LoadCommit(d.Commit); err == nil {
 			ad.Timestamp = int64(cm.Timestamp)
 		}
 		st.Deployments = append(st.Deployments, ad)
-	}
-	if s.Staged != nil {
-		add(s.Staged, true)
-	}
-	for _, d := range s.Deployments {
-		add(d, false)
-	}
-	// The default is what boots next: the staged deployment, else the
-	// first entry. The rollback target is the first other deployment of
-	// the same OS after the current one.
-	if len(st.Deployments) > 0 {
-		st.Deployments[0].Default = true
-	}
-	for i := range st.Deployments {
-		d := &st.Deployments[i]
-		if !d.Default && current != nil && d.OSName == current.OS && !(d.Checksum == current.Commit.String() && d.Serial == current.Serial) {
-			d.Rollback = true
-			break
-		}
 	}
 	return st, nil
 }
@@ -472,41 +452,29 @@ func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Reque
 			freed.BytesFree += cr.Pruned.BytesFree
 		}
 	}
-	removePending := req.CleanupPending
-	if removePending && s.Staged != nil {
-		// A staged deployment is the pending one: drop it and its record
-		// (run/ostree/staged-deployment), as rpm-ostree cleanup -p does.
-		d, cr, err := s.Unstage(ctx)
+	// The roles are sysroot.Status's; deployments are named, so removing
+	// one never moves another. A staged pending deployment is discarded
+	// with its record (run/ostree/staged-deployment), as rpm-ostree
+	// cleanup -p does.
+	st := s.Status()
+	var remove []*sysroot.Deployment
+	if req.CleanupPending && st.Pending != nil {
+		remove = append(remove, st.Pending)
+	}
+	if req.CleanupRollback && st.Rollback != nil {
+		remove = append(remove, st.Rollback)
+	}
+	for _, d := range remove {
+		cr, err := s.Undeploy(ctx, d.OS+"/"+d.Name())
 		count(cr)
 		if err != nil {
-			return Result{}, fmt.Errorf("cleanup: remove staged deployment: %w", err)
+			return Result{}, fmt.Errorf("cleanup: %w", err)
 		}
-		rep.Message(fmt.Sprintf("Removed staged deployment %s", d.Name()))
-		removePending = false // it was the pending one
-	}
-	st, err := b.Status(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	// Undeploy from the end so indexes stay valid.
-	for i := len(st.Deployments) - 1; i >= 0; i-- {
-		d := st.Deployments[i]
-		if d.Staged || d.Booted {
+		if d.Staged {
+			rep.Message(fmt.Sprintf("Removed staged deployment %s", d.Name()))
 			continue
 		}
-		pending := d.Default && d.Index == 0
-		if req.CleanupRollback && d.Rollback || removePending && pending {
-			idx := d.Index
-			if s.Staged != nil {
-				idx-- // sysroot indexes count only boot-configured deployments
-			}
-			cr, err := s.Undeploy(ctx, idx)
-			count(cr)
-			if err != nil {
-				return Result{}, err
-			}
-			rep.Message(fmt.Sprintf("Removed deployment %s.%d", d.Checksum, d.Serial))
-		}
+		rep.Message(fmt.Sprintf("Removed deployment %s", d.Name()))
 	}
 	if req.CleanupCache {
 		if err := os.RemoveAll(filepath.Join(s.Repo().Path(), "tmp", "cache")); err != nil {

@@ -73,7 +73,7 @@ func crashOp(ctx context.Context, s *Sysroot, op string) error {
 			_, err = s.Finalize(ctx)
 		}
 	case "undeploy":
-		_, err = s.Undeploy(ctx, 1)
+		_, err = s.Undeploy(ctx, s.Deployments[1].Name())
 	case "cleanup":
 		_, err = s.Cleanup(ctx, true)
 	default:
@@ -132,7 +132,7 @@ func TestCrashConsistency(t *testing.T) {
 			return [][]object.Checksum{{c2, c1}, {c2}}
 		}, next: func(s *Sysroot) error {
 			if len(s.Deployments) > 1 {
-				_, err := s.Undeploy(ctx, 1)
+				_, err := s.Undeploy(ctx, s.Deployments[1].Name())
 				return err
 			}
 			_, err := s.Cleanup(ctx, true)

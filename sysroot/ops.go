@@ -27,27 +27,21 @@ func (s *Sysroot) mutate(fn func() error) error {
 	return fn()
 }
 
-// Rollback makes the rollback deployment the default: if the booted (or,
-// offline, the default) deployment is first, the next one moves to the
-// front; otherwise the booted one does.
+// Rollback makes Status().RollbackTarget() the default: the rollback
+// deployment (the first of the current stateroot after the booted one,
+// or offline after the default), else, when an update is pending, the
+// booted one. A staged deployment is discarded.
 func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
 	var target *Deployment
 	err := s.mutate(func() error {
-		if len(s.Deployments) < 2 {
-			return fmt.Errorf("rollback: no rollback deployment (only %d deployment)", len(s.Deployments))
+		t, err := s.Status().RollbackTarget()
+		if err != nil {
+			return err
 		}
-		b := 0
-		if s.Booted != nil {
-			b = s.Booted.Index
-		}
-		t := 1
-		if b != 0 {
-			t = b
-		}
-		target = s.Deployments[t]
+		target = t
 		list := []*Deployment{target}
-		for i, d := range s.Deployments {
-			if i != t {
+		for _, d := range s.Deployments {
+			if d != target {
 				list = append(list, d)
 			}
 		}
@@ -63,64 +57,54 @@ func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
 		if err := s.writeDeployments(list); err != nil {
 			return err
 		}
-		_, err := s.cleanup(ctx, false)
+		_, err = s.cleanup(ctx, false)
 		return err
 	})
 	return target, err
 }
 
-// Undeploy removes the deployment at index from the boot configuration,
-// then deletes it and prunes the objects only it used. The result says
-// what that removed.
-func (s *Sysroot) Undeploy(ctx context.Context, index int) (*CleanupResult, error) {
+// Undeploy removes the named deployment (see Status.Find) from the boot
+// configuration, or discards it if it is the staged one, then deletes it.
+// The booted deployment and the only boot-configured one are refused.
+// It prunes the objects only that deployment used; the result says what
+// was removed.
+func (s *Sysroot) Undeploy(ctx context.Context, name string) (*CleanupResult, error) {
 	var res *CleanupResult
 	err := s.mutate(func() error {
-		if index < 0 || index >= len(s.Deployments) {
-			return fmt.Errorf("undeploy: no deployment %d (there are %d)", index, len(s.Deployments))
+		d, err := s.Status().Find(name)
+		if err != nil {
+			return fmt.Errorf("undeploy: %w", err)
 		}
-		d := s.Deployments[index]
-		if d.same(s.Booted) {
-			return fmt.Errorf("undeploy: deployment %d is the booted one", index)
+		switch {
+		case d.Booted:
+			return fmt.Errorf("undeploy: %s is the booted deployment", name)
+		case !d.Staged && len(s.Deployments) == 1:
+			return fmt.Errorf("undeploy: %s is the only deployment", name)
 		}
-		if len(s.Deployments) == 1 {
-			return fmt.Errorf("undeploy: deployment %d is the only one", index)
-		}
-		list := append(append([]*Deployment{}, s.Deployments[:index]...), s.Deployments[index+1:]...)
 		if err := s.cleanLeftovers(&CleanupResult{}); err != nil {
 			return err
 		}
-		if err := s.writeDeployments(list); err != nil {
-			return err
+		switch {
+		case d.Staged:
+			s.logf("Discarding staged deployment %s", d.Name())
+			if err := s.removeStaged(); err != nil {
+				return err
+			}
+		default:
+			var list []*Deployment
+			for _, o := range s.Deployments {
+				if o != d.Deployment {
+					list = append(list, o)
+				}
+			}
+			if err := s.writeDeployments(list); err != nil {
+				return err
+			}
 		}
-		var err error
 		res, err = s.cleanup(ctx, true)
 		return err
 	})
 	return res, err
-}
-
-// ErrNotStaged is returned by Unstage when no deployment is staged.
-var ErrNotStaged = errors.New("no staged deployment")
-
-// Unstage discards the staged deployment: its record goes first (so
-// finalize can no longer pick it up), then its directory and the objects
-// only it used. It returns the staged deployment and what was removed.
-func (s *Sysroot) Unstage(ctx context.Context) (*Deployment, *CleanupResult, error) {
-	var d *Deployment
-	var res *CleanupResult
-	err := s.mutate(func() error {
-		if s.Staged == nil {
-			return ErrNotStaged
-		}
-		d = s.Staged
-		if err := s.removeStaged(); err != nil {
-			return err
-		}
-		var err error
-		res, err = s.cleanup(ctx, true)
-		return err
-	})
-	return d, res, err
 }
 
 // SetPinned pins or unpins the deployment at index; a pinned deployment

@@ -190,14 +190,14 @@ func TestRollbackUndeployPinKargs(t *testing.T) {
 
 	// Undeploy the last; the pinned one can be undeployed explicitly too.
 	n := len(s.Deployments)
-	if _, err := s.Undeploy(ctx, n-1); err != nil {
+	if _, err := s.Undeploy(ctx, s.Deployments[n-1].Name()); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Deployments) != n-1 {
 		t.Fatalf("undeploy: %v", names(s))
 	}
-	if _, err := s.Undeploy(ctx, 7); err == nil {
-		t.Fatal("undeploy of a missing index succeeded")
+	if _, err := s.Undeploy(ctx, "7"); err == nil || !strings.Contains(err.Error(), "no deployment 7") {
+		t.Fatalf("undeploy of a missing name: %v", err)
 	}
 	checkConsistent(t, s)
 	checkNoLeftovers(t, s)

@@ -70,6 +70,7 @@ type Deployment struct {
 	Staged     bool              `json:"staged"`
 	Pinned     bool              `json:"pinned"`
 	Default    bool              `json:"default"`
+	Pending    bool              `json:"pending"`
 	Rollback   bool              `json:"rollback"`
 	Kargs      []string          `json:"kargs"`
 	Signatures []string          `json:"signatures,omitempty"`
