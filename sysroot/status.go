@@ -28,7 +28,7 @@ import (
 //     back.)
 type Status struct {
 	// Deployments are in boot order, the staged one first.
-	Deployments []*DeploymentStatus
+	Deployments                                         []*DeploymentStatus
 	Booted, Current, Default, Staged, Pending, Rollback *Deployment
 }
 
