@@ -28,7 +28,9 @@ import (
 //     back.)
 type Status struct {
 	// Deployments are in boot order, the staged one first.
-	Deployments                                         []*DeploymentStatus
+	Deployments []*DeploymentStatus
+
+	// The deployment of each role, nil when none has it.
 	Booted, Current, Default, Staged, Pending, Rollback *Deployment
 }
 
