@@ -14,6 +14,7 @@ import (
 	"github.com/osupdate/os-update/repo/commitmeta"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/sysroot"
 )
 
 func repoCommands() map[string]command {
@@ -177,9 +178,9 @@ func repoCommit(ctx context.Context, e *env, args []string) error {
 		opts.Metadata.Set(k, val)
 	}
 	if *bootable {
-		kver, err := findKernel(dir)
+		kver, err := sysroot.KernelVersion(dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("--bootable: %w", err)
 		}
 		commitmeta.SetBootable(&opts.Metadata, kver)
 	}
@@ -189,21 +190,6 @@ func repoCommit(ctx context.Context, e *env, args []string) error {
 	}
 	e.printf("%s\n", c)
 	return nil
-}
-
-// findKernel returns the single usr/lib/modules/KVER that has a vmlinuz.
-func findKernel(root string) (string, error) {
-	ents, _ := os.ReadDir(root + "/usr/lib/modules")
-	var found []string
-	for _, d := range ents {
-		if fi, err := os.Lstat(root + "/usr/lib/modules/" + d.Name() + "/vmlinuz"); err == nil && fi.Mode().IsRegular() {
-			found = append(found, d.Name())
-		}
-	}
-	if len(found) != 1 {
-		return "", fmt.Errorf("--bootable: found %d kernels in %s/usr/lib/modules, want exactly one", len(found), root)
-	}
-	return found[0], nil
 }
 
 // parseVariantText parses the GVariant text forms people put on command

@@ -182,6 +182,17 @@ func findKernel(v *repo.TreeView) (*kernelLayout, error) {
 	return k, nil
 }
 
+// KernelVersion is the KVER of the one kernel of a tree on disk
+// (usr/lib/modules/KVER/vmlinuz, a regular file), by the rule deploy
+// applies; `repo commit --bootable` records it.
+func KernelVersion(root string) (string, error) {
+	k, err := kernelOnDisk(root)
+	if err != nil {
+		return "", err
+	}
+	return k.KVer, nil
+}
+
 // kernelOnDisk finds the kernel layout of a checked-out deployment (used
 // for deployments that exist already, whose bootcsum is known).
 func kernelOnDisk(depDir string) (*kernelLayout, error) {
@@ -200,7 +211,7 @@ func kernelOnDisk(depDir string) (*kernelLayout, error) {
 		}
 	}
 	if len(found) != 1 {
-		return nil, fmt.Errorf("find kernel in %s: %d kernels", depDir, len(found))
+		return nil, fmt.Errorf("find kernel in %s: %d kernels in usr/lib/modules, want exactly one", depDir, len(found))
 	}
 	k := found[0]
 	dir := filepath.Join(depDir, k.srcDir())
