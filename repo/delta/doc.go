@@ -16,7 +16,7 @@
 //
 // # Applying (for pull)
 //
-// An HTTP pull calls Apply inside its transaction:
+// An HTTP pull calls Apply inside its transaction (repo.Update):
 //
 //	sb, _ := fetch(ctx, delta.SuperblockPath(from, to))          // ≤ MaxSuperblockSize
 //	// compare delta.Digest(sb) with the summary's or index's digest
@@ -31,7 +31,7 @@
 //			// s.Commit and s.CommitMeta: check signatures before anything is written
 //		},
 //	})
-//	// on error: tx.Abort() (nothing was made visible) and fall back to the object walk
+//	// on error: return it from the Update function (nothing becomes visible) and fall back to the object walk
 //
 // Apply decodes and validates the superblock (the embedded commit must
 // hash to the target), calls VerifyCommit, fetches missing fallbacks,
