@@ -19,6 +19,9 @@ import (
 type DeployOptions struct {
 	OS  string
 	Rev string // ref or checksum in the sysroot's repository
+	// Commit, if set, is deployed as is (Rev is then ignored): callers
+	// that resolved the commit already need not turn it back into text.
+	Commit object.Checksum
 	// Kargs, if non-nil, replace the inherited arguments by key
 	// (`--karg`); KargsAppend are appended (`--karg-append`).
 	Kargs, KargsAppend []string
@@ -53,10 +56,14 @@ type plan struct {
 
 // preflight validates a commit for deployment without writing anything:
 // it must have exactly one kernel and a readable /usr/etc (or /etc).
-func (s *Sysroot) preflight(ctx context.Context, rev string) (*plan, error) {
-	c, err := s.repo.ResolveRev(rev)
-	if err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", rev, err)
+func (s *Sysroot) preflight(ctx context.Context, rev string, c object.Checksum) (*plan, error) {
+	if c.IsZero() {
+		var err error
+		if c, err = s.repo.ResolveRev(rev); err != nil {
+			return nil, fmt.Errorf("deploy %s: %w", rev, err)
+		}
+	} else {
+		rev = c.String()
 	}
 	cm, err := s.repo.LoadCommit(c)
 	if err != nil {
@@ -157,7 +164,7 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	if err := s.Load(); err != nil {
 		return nil, err
 	}
-	p, err := s.preflight(ctx, opts.Rev)
+	p, err := s.preflight(ctx, opts.Rev, opts.Commit)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +192,7 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	if origin == nil {
 		origin = keyfile.New()
 		spec := opts.OriginRefspec
-		if spec == "" {
+		if spec == "" && opts.Commit.IsZero() {
 			if _, perr := object.ParseChecksum(opts.Rev); perr != nil {
 				spec = opts.Rev
 			}

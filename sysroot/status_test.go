@@ -120,3 +120,25 @@ func TestUndeployByName(t *testing.T) {
 	checkConsistent(t, s)
 	checkNoLeftovers(t, s)
 }
+
+// A resolved commit is deployed as is: no round trip through its text.
+func TestDeployByCommit(t *testing.T) {
+	dir := t.TempDir()
+	s := newSysroot(t, dir)
+	c := commitTree(t, s.Repo(), "os", treeSpec{version: "1"})
+	commitTree(t, s.Repo(), "os", treeSpec{version: "2"}) // the ref moves on
+	res, err := s.Deploy(context.Background(), DeployOptions{OS: "testos", Rev: "os", Commit: c, OriginRefspec: "remote:os"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deployment.Commit != c || s.Deployments[0].Refspec() != "remote:os" {
+		t.Fatalf("deployed %s with origin %q, want %s", res.Deployment.Commit, s.Deployments[0].Refspec(), c)
+	}
+	res, err = s.Deploy(context.Background(), DeployOptions{OS: "testos", Commit: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Deployments[0].Refspec() != c.String() {
+		t.Fatalf("origin of a commit deployed without a refspec: %q", s.Deployments[0].Refspec())
+	}
+}
