@@ -247,4 +247,10 @@ func TestRolesAgreeBootedTwoOSesStaged(t *testing.T) {
 		t.Errorf("the removed deployment's directory: %v", err)
 	}
 	checkRoles(t, dir, boot, roles{"booted": a3})
+	// b4, first in the boot order but of another stateroot, is not
+	// pending: cleanup --pending leaves it alone.
+	bootedView(t, dir, boot, "/usr/bin/env", "OSU_ROLES_CHILD=cleanup-pending", "/client.test")
+	if got, want := order(), []string{b4, a3, b1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("cleanup --pending with nothing pending: %v, want %v", got, want)
+	}
 }
