@@ -228,6 +228,16 @@ func (d *Daemon) refreshProperties() {
 	}
 }
 
+// bootedChecksum is the Booted property: the booted deployment's commit.
+func bootedChecksum(st api.Status) string {
+	for _, dep := range st.Deployments {
+		if dep.Booted {
+			return dep.Checksum
+		}
+	}
+	return ""
+}
+
 // GetStatus returns the status document (api.Status) as JSON.
 func (d *Daemon) GetStatus() (string, *dbus.Error) {
 	d.touch()

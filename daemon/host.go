@@ -100,35 +100,42 @@ func (b *HostBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 		return Result{}, err
 	}
 	defer s.Close()
+	// One view of the deployments for the whole operation; the
+	// transaction's from-commit is the current deployment's.
+	st := s.Status()
+	res, err := b.run(ctx, s, st, req, rep)
+	if res.From == "" && st.Current != nil {
+		res.From = st.Current.Commit.String()
+	}
+	return res, err
+}
+
+func (b *HostBackend) run(ctx context.Context, s *sysroot.Sysroot, st *sysroot.Status, req Request, rep Reporter) (Result, error) {
 	switch req.Kind {
 	case KindUpgrade:
-		return b.upgrade(ctx, s, req, rep, "")
+		return b.upgrade(ctx, s, st, req, rep, "")
 	case KindRebase:
-		return b.upgrade(ctx, s, req, rep, req.Refspec)
+		return b.upgrade(ctx, s, st, req, rep, req.Refspec)
 	case KindDeploy:
-		return b.deployRevision(ctx, s, req, rep)
+		return b.deployRevision(ctx, s, st, req, rep)
 	case KindRollback:
 		return b.rollback(ctx, s, rep)
 	case KindKargs:
 		return b.kargs(ctx, s, req, rep)
 	case KindCleanup:
-		return b.cleanup(ctx, s, req, rep)
+		return b.cleanup(ctx, s, st, req, rep)
 	case KindPkgChange:
 		return Result{}, errors.New("package layering is not available yet on this host")
 	}
 	return Result{}, fmt.Errorf("unknown operation %q", req.Kind)
 }
 
-// current is the deployment operations start from: the booted one, else
-// (offline sysroots) the default.
-func current(s *sysroot.Sysroot) (*sysroot.Deployment, error) {
-	if s.Booted != nil {
-		return s.Booted, nil
+// current is the deployment operations start from (Status.Current).
+func current(st *sysroot.Status) (*sysroot.Deployment, error) {
+	if st.Current == nil {
+		return nil, errors.New("no deployment: install one first (os-update admin deploy)")
 	}
-	if len(s.Deployments) > 0 {
-		return s.Deployments[0], nil
-	}
-	return nil, errors.New("no deployment: install one first (os-update admin deploy)")
+	return st.Current, nil
 }
 
 func (b *HostBackend) source(r *repo.Repo, name string) (*pull.Source, error) {
@@ -140,14 +147,17 @@ func (b *HostBackend) source(r *repo.Repo, name string) (*pull.Source, error) {
 	return pull.FromRemote(store, rm)
 }
 
-func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, ref string, metadataOnly bool, rep Reporter) (object.Checksum, error) {
+// pull brings ref (or REF@CHECKSUM) from a remote and returns the commit
+// the remote resolved it to. metadataOnly fetches commit objects only,
+// depth parents of them too (-1: the whole history).
+func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, ref string, metadataOnly bool, depth int, rep Reporter) (object.Checksum, error) {
 	src, err := b.source(s.Repo(), remoteName)
 	if err != nil {
 		return object.Checksum{}, err
 	}
 	opts := b.cfg.PullOptions
 	opts.Refs = []string{ref}
-	opts.CommitMetadataOnly = metadataOnly
+	opts.CommitMetadataOnly, opts.Depth = metadataOnly, depth
 	opts.Progress = func(p pull.Progress) {
 		if p.BytesTotal > 0 {
 			rep.Progress("bytes", uint64(p.BytesDone), uint64(p.BytesTotal))
@@ -209,8 +219,8 @@ func (b *HostBackend) remoteOSID(ctx context.Context, r *repo.Repo, remoteName s
 // the result if it is new. Everything that can refuse the target is
 // decided from its signed commit object (a metadata-only pull, which moves
 // no ref) before any of its tree is fetched.
-func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter, rebaseTo string) (Result, error) {
-	cur, err := current(s)
+func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysroot.Status, req Request, rep Reporter, rebaseTo string) (Result, error) {
+	cur, err := current(st)
 	if err != nil {
 		return Result{}, err
 	}
@@ -227,7 +237,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	}
 	res := Result{From: cur.Commit.String()}
 	rep.Stage("download")
-	c, err := b.pull(ctx, s, remoteName, ref, true, rep)
+	c, err := b.pull(ctx, s, remoteName, ref, true, 0, rep)
 	if err != nil {
 		return res, err
 	}
@@ -235,7 +245,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 	if err != nil {
 		return res, err
 	}
-	installed := installedAs(s, cur, refspec, c, rebaseTo != "")
+	installed := installedAs(st, refspec, c, rebaseTo != "")
 	res.Cached = &api.CachedUpdate{Refspec: refspec, Checksum: c.String(), Version: newCm.Version(),
 		Timestamp: int64(newCm.Timestamp), CheckedAt: time.Now().Unix(), Available: installed == ""}
 	if installed != "" {
@@ -276,7 +286,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 		return res, nil
 	}
 	// The tree of exactly the commit decided on; this moves the ref.
-	if _, err := b.pull(ctx, s, remoteName, ref+"@"+c.String(), false, rep); err != nil {
+	if _, err := b.pull(ctx, s, remoteName, ref+"@"+c.String(), false, 0, rep); err != nil {
 		return res, err
 	}
 	res.To = c.String() // what this transaction brings in (checks bring nothing)
@@ -288,7 +298,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 		return res, err
 	}
 	rep.Stage("deploy")
-	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Rev: c.String(), OriginRefspec: refspec, Stage: req.Stage}); err != nil {
+	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Commit: c, OriginRefspec: refspec, Stage: req.Stage}); err != nil {
 		return res, err
 	}
 	res.Deployed = true
@@ -303,17 +313,16 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, req Reque
 // installedAs says how commit c of refspec is already installed ("the
 // current deployment", "staged", "the pending deployment"), or "" if it
 // is not. For a rebase only a deployment of the same refspec counts.
-func installedAs(s *sysroot.Sysroot, cur *sysroot.Deployment, refspec string, c object.Checksum, rebase bool) string {
+func installedAs(st *sysroot.Status, refspec string, c object.Checksum, rebase bool) string {
+	cur := st.Current
 	if c == cur.Commit && (!rebase || cur.Refspec() == refspec) {
 		return "the current deployment"
 	}
-	if d := s.Staged; d != nil && d.Commit == c && d.Refspec() == refspec {
+	if d := st.Staged; d != nil && d.Commit == c && d.Refspec() == refspec {
 		return "staged"
 	}
-	if len(s.Deployments) > 0 {
-		if d := s.Deployments[0]; d != cur && d.Commit == c && d.Refspec() == refspec {
-			return "the pending deployment"
-		}
+	if d := st.Pending; d != nil && d != cur && d.Commit == c && d.Refspec() == refspec {
+		return "the pending deployment"
 	}
 	return ""
 }
@@ -330,8 +339,8 @@ func newerThan(r *repo.Repo, cur object.Checksum, ts uint64) (object.Checksum, u
 func fmtUnix(ts uint64) string { return time.Unix(int64(ts), 0).UTC().Format(time.RFC3339) }
 
 // deployRevision deploys a version or checksum of the origin's history.
-func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
-	cur, err := current(s)
+func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, st *sysroot.Status, req Request, rep Reporter) (Result, error) {
+	cur, err := current(st)
 	if err != nil {
 		return Result{}, err
 	}
@@ -341,30 +350,18 @@ func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, re
 		return res, err
 	}
 	rep.Stage("download")
-	if remoteName != "" {
-		// Bring the history in (commit objects only) to find the version.
-		src, err := b.source(s.Repo(), remoteName)
-		if err != nil {
-			return res, err
-		}
-		opts := b.cfg.PullOptions
-		opts.Refs, opts.CommitMetadataOnly, opts.Depth = []string{ref}, true, -1
-		if _, err := pull.Pull(ctx, s.Repo(), src, opts); err != nil {
-			return res, fmt.Errorf("pull history of %s: %w", cur.Refspec(), err)
-		}
-	}
 	var head object.Checksum
 	if remoteName != "" {
-		// A metadata-only pull does not move the ref: resolve from the
-		// summary via a second, cheap lookup of what was just fetched.
-		head, err = b.pull(ctx, s, remoteName, ref, true, rep)
+		// One metadata-only pull brings the history (commit objects
+		// only) and names the head; it moves no ref.
+		head, err = b.pull(ctx, s, remoteName, ref, true, -1, rep)
 	} else {
 		head, err = s.Repo().ReadRef("", ref)
 	}
 	if err != nil {
 		return res, err
 	}
-	target, err := findRevision(s.Repo(), head, req.Revision)
+	target, err := s.Repo().FindInHistory(head, req.Revision)
 	if err != nil {
 		return res, fmt.Errorf("deploy %s: %w", req.Revision, err)
 	}
@@ -376,7 +373,7 @@ func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, re
 		return res, fmt.Errorf("deploy %s: %s is already the current deployment", req.Revision, target)
 	}
 	rep.Stage("deploy")
-	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Rev: target.String(), OriginRefspec: cur.Refspec()}); err != nil {
+	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Commit: target, OriginRefspec: cur.Refspec()}); err != nil {
 		return res, err
 	}
 	res.Deployed = true
@@ -393,40 +390,14 @@ func hasCommit(r *repo.Repo, c object.Checksum) bool {
 	return ok
 }
 
-// findRevision walks from head to find a commit with that checksum (or
-// unique prefix) or "version".
-func findRevision(r *repo.Repo, head object.Checksum, rev string) (object.Checksum, error) {
-	for c := head; ; {
-		if strings.HasPrefix(c.String(), rev) && len(rev) >= 8 {
-			return c, nil
-		}
-		cm, err := r.LoadCommit(c)
-		if err != nil {
-			break
-		}
-		if cm.Version() == rev {
-			return c, nil
-		}
-		if !cm.HasParent() {
-			break
-		}
-		c = cm.Parent
-	}
-	return object.Checksum{}, fmt.Errorf("no commit with version or checksum %q in the history of the origin", rev)
-}
-
 func (b *HostBackend) rollback(ctx context.Context, s *sysroot.Sysroot, rep Reporter) (Result, error) {
-	cur, err := current(s)
-	if err != nil {
-		return Result{}, err
-	}
 	rep.Stage("deploy")
 	d, err := s.Rollback(ctx)
 	if err != nil {
-		return Result{From: cur.Commit.String()}, err
+		return Result{}, err
 	}
 	rep.Message(fmt.Sprintf("Rolled back to %s %s; it boots next", d.Version, d.Commit))
-	return Result{From: cur.Commit.String(), To: d.Commit.String(), Deployed: true}, nil
+	return Result{To: d.Commit.String(), Deployed: true}, nil
 }
 
 func (b *HostBackend) kargs(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
@@ -442,7 +413,7 @@ func (b *HostBackend) kargs(ctx context.Context, s *sysroot.Sysroot, req Request
 	return Result{Deployed: true}, nil
 }
 
-func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Request, rep Reporter) (Result, error) {
+func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, st *sysroot.Status, req Request, rep Reporter) (Result, error) {
 	rep.Stage("cleanup")
 	// Every step prunes what it made unreachable; the report adds them up.
 	var freed repo.PruneResult
@@ -455,8 +426,8 @@ func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, req Reque
 	// The roles are sysroot.Status's; deployments are named, so removing
 	// one never moves another. A staged pending deployment is discarded
 	// with its record (run/ostree/staged-deployment), as rpm-ostree
-	// cleanup -p does.
-	st := s.Status()
+	// cleanup -p does. Offline the default counts as pending (nothing
+	// was booted), as before.
 	var remove []*sysroot.Deployment
 	if req.CleanupPending && st.Pending != nil {
 		remove = append(remove, st.Pending)
@@ -563,16 +534,14 @@ func (b *HostBackend) DbDiff(ctx context.Context, from, to string) (*api.Package
 		return nil, err
 	}
 	defer s.Close()
-	cur, err := current(s)
+	st := s.Status()
+	cur, err := current(st)
 	if err != nil {
 		return nil, err
 	}
-	var pending *sysroot.Deployment
-	switch {
-	case s.Staged != nil:
-		pending = s.Staged
-	case s.Booted != nil && len(s.Deployments) > 0 && s.Deployments[0] != s.Booted:
-		pending = s.Deployments[0]
+	pending := st.Pending
+	if pending == cur {
+		pending = nil // offline the default is pending and current: nothing to compare
 	}
 	var fromC, toC object.Checksum
 	switch {
@@ -583,7 +552,7 @@ func (b *HostBackend) DbDiff(ctx context.Context, from, to string) (*api.Package
 	case pending != nil:
 		fromC = cur.Commit
 	default:
-		rb := rollbackOf(s, cur)
+		rb := st.Rollback
 		if rb == nil {
 			return nil, errors.New("db diff: there is no pending or rollback deployment to compare with: give FROM and TO")
 		}
@@ -602,25 +571,11 @@ func (b *HostBackend) DbDiff(ctx context.Context, from, to string) (*api.Package
 	return diffPackages(s.Repo(), fromC, toC)
 }
 
-// rollbackOf is the deployment a rollback from cur would boot: the first
-// other deployment of the same OS.
-func rollbackOf(s *sysroot.Sysroot, cur *sysroot.Deployment) *sysroot.Deployment {
-	for _, d := range s.Deployments {
-		if d != cur && d.OS == cur.OS && !(d.Commit == cur.Commit && d.Serial == cur.Serial) {
-			return d
-		}
-	}
-	return nil
-}
-
 // resolveRevision finds a commit by a deployment's version or checksum
 // prefix, a version in the history of a deployment, or a ref or checksum
 // of the repository.
 func resolveRevision(s *sysroot.Sysroot, rev string) (object.Checksum, error) {
-	deps := append([]*sysroot.Deployment{}, s.Deployments...)
-	if s.Staged != nil {
-		deps = append([]*sysroot.Deployment{s.Staged}, deps...)
-	}
+	deps := s.Status().Deployments
 	for _, d := range deps {
 		if d.Version == rev || len(rev) >= 4 && strings.HasPrefix(d.Commit.String(), rev) {
 			return d.Commit, nil
@@ -630,7 +585,7 @@ func resolveRevision(s *sysroot.Sysroot, rev string) (object.Checksum, error) {
 		return c, nil
 	}
 	for _, d := range deps {
-		if c, err := findRevision(s.Repo(), d.Commit, rev); err == nil {
+		if c, err := s.Repo().FindInHistory(d.Commit, rev); err == nil {
 			return c, nil
 		}
 	}

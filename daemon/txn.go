@@ -174,11 +174,9 @@ func (t *transaction) run() {
 	var err error
 	start := time.Now()
 	if err = t.ctx.Err(); err == nil {
-		from := ""
-		if st, serr := d.backend.Status(t.ctx); serr == nil {
-			from = bootedChecksum(st)
-		}
-		if t.id, err = d.store.StartTransaction(t.req.Label(), t.uid, from, start); err == nil {
+		// The from-commit is recorded from the result: the backend reads
+		// it from the same view of the sysroot the operation uses.
+		if t.id, err = d.store.StartTransaction(t.req.Label(), t.uid, "", start); err == nil {
 			res, err = d.backend.Run(t.ctx, t.req, t)
 		}
 	}
@@ -223,15 +221,6 @@ func (t *transaction) run() {
 			t.emit("Message", fmt.Sprintf("reboot failed: %v", rerr))
 		}
 	}
-}
-
-func bootedChecksum(st api.Status) string {
-	for _, dep := range st.Deployments {
-		if dep.Booted {
-			return dep.Checksum
-		}
-	}
-	return ""
 }
 
 // outcome summarizes a result for clients (the Outcome property).

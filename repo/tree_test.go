@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/osupdate/os-update/internal/testutil"
+	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 )
 
@@ -158,5 +159,34 @@ func TestReadRefNotFound(t *testing.T) {
 	}
 	if _, err := r.ReadRef("origin", "x"); !errors.Is(err, ErrRefNotFound) || !strings.Contains(err.Error(), "origin:x") {
 		t.Fatalf("ReadRef of a missing remote ref: %v", err)
+	}
+}
+
+func TestFindInHistory(t *testing.T) {
+	r := newRepo(t, ModeArchive)
+	src := t.TempDir()
+	var commits []object.Checksum
+	for _, v := range []string{"1", "2", "3"} {
+		os.WriteFile(filepath.Join(src, "v"), []byte(v), 0o644)
+		var md object.Metadata
+		md.Set("version", gvariant.NewVariant("s", v))
+		c, err := r.CommitDir(context.Background(), src, CommitOptions{Branch: "b", Subject: v, Metadata: md})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, c)
+	}
+	head := commits[2]
+	if c, err := r.FindInHistory(head, "1"); err != nil || c != commits[0] {
+		t.Fatalf("version 1: %s %v", c, err)
+	}
+	if c, err := r.FindInHistory(head, commits[1].String()[:8]); err != nil || c != commits[1] {
+		t.Fatalf("prefix: %s %v", c, err)
+	}
+	if _, err := r.FindInHistory(head, commits[1].String()[:7]); err == nil {
+		t.Fatal("a 7-digit prefix matched")
+	}
+	if _, err := r.FindInHistory(commits[1], "3"); err == nil || !strings.Contains(err.Error(), `"3"`) {
+		t.Fatalf("a newer version is not in the history of an older commit: %v", err)
 	}
 }
