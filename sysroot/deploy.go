@@ -168,6 +168,11 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	if err != nil {
 		return nil, err
 	}
+	// Refused before anything is written when the deployment would not
+	// fit (or would eat into the repository's min-free-space reserve).
+	if err := s.checkDeploySpace(ctx, opts.OS, p); err != nil {
+		return nil, err
+	}
 	merge := s.MergeDeployment(opts.OS)
 	var etcDiff *etcDiff
 	if merge != nil && !opts.Stage {

@@ -69,6 +69,18 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 	var parts []delta.PartHeader
 	if dec, err := delta.DecodeSuperblock(sb); err == nil {
 		parts = dec.Parts
+		// Refused before any part is fetched when what the superblock
+		// declares does not fit: the objects, the largest part's spool,
+		// and the parts not yet in the part cache.
+		need := deltaNeed(dec)
+		for i, ph := range dec.Parts {
+			if _, inline := dec.Inline[i]; !inline && !cache.has(i, ph) {
+				need += ph.Size
+			}
+		}
+		if err := req.Repo.CheckSpace("pull", need); err != nil {
+			return false, fmt.Errorf("delta %s: %w", d.Name(), err)
+		}
 		// Bytes still to transfer: cached parts are not fetched again.
 		var n uint64
 		for i, ph := range dec.Parts {
@@ -112,4 +124,19 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 	}
 	cache.remove()
 	return true, nil
+}
+
+// deltaNeed is the space applying a delta takes: the uncompressed size of
+// every object its parts and fallbacks declare, and room to spool the
+// largest part.
+func deltaNeed(sb *delta.Superblock) uint64 {
+	var n, spool uint64
+	for _, ph := range sb.Parts {
+		n += ph.USize
+		spool = max(spool, ph.USize)
+	}
+	for _, fb := range sb.Fallbacks {
+		n += fb.USize
+	}
+	return n + spool
 }

@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/osupdate/os-update/internal/fsutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -185,6 +186,36 @@ type puller struct {
 	partsTotal atomic.Int64
 	stage      atomic.Value
 	start      time.Time
+
+	// spaceLeft is what the object walk may still write before the
+	// min-free-space reserve (-1: not measured yet); see useSpace.
+	spaceLeft atomic.Int64
+}
+
+// useSpace accounts for a content object about to be written by the
+// object walk, which (without "ostree.sizes") cannot know the total in
+// advance: like libostree, it fails as soon as the writes would eat into
+// the repository's min-free-space reserve, re-measuring the file system
+// before refusing.
+func (p *puller) useSpace(size uint64) error {
+	const block = 4096
+	n := int64((size + block - 1) / block * block)
+	if p.spaceLeft.Load() >= 0 && p.spaceLeft.Add(-n) >= 0 {
+		return nil
+	}
+	res, err := p.r.MinFreeSpace()
+	if err != nil {
+		return err
+	}
+	sp, err := fsutil.StatSpace(p.r.Path())
+	if err != nil {
+		return err
+	}
+	if sp.Free < res.Bytes || sp.Free-res.Bytes < uint64(n) {
+		return &fsutil.NoSpaceError{Op: "pull", Path: p.r.Path(), Need: uint64(n), Free: sp.Free, Reserve: res}
+	}
+	p.spaceLeft.Store(int64(sp.Free-res.Bytes) - n)
+	return nil
 }
 
 func (p *puller) logf(format string, args ...any) {
@@ -255,6 +286,7 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 	}
 	defer f.close()
 	p := &puller{r: r, src: src, opts: opts, f: f, res: &Result{Refs: map[string]object.Checksum{}}, start: time.Now()}
+	p.spaceLeft.Store(-1)
 	p.stage.Store("summary")
 
 	// The repository lock is held shared for the whole pull: its objects
@@ -675,6 +707,11 @@ func (p *puller) pullCommit(ctx context.Context, ref string, c object.Checksum, 
 				}
 			}
 		}
+		if !p.opts.CommitMetadataOnly {
+			if err := p.checkSpace(c, data); err != nil {
+				return err
+			}
+		}
 		if err := p.storeCommit(c, data, detached, hasDetached); err != nil {
 			return err
 		}
@@ -699,6 +736,30 @@ func (p *puller) pullCommit(ctx context.Context, ref string, c object.Checksum, 
 		}
 		c, sizeHint, first = cm.Parent, 0, false
 	}
+}
+
+// checkSpace refuses a commit whose content does not fit, before anything
+// of it is written: the repository must keep its min-free-space reserve
+// and, where the commit records "ostree.sizes", room for every object not
+// yet present. Without sizes, a delta's superblock is checked later (also
+// before anything but the commit object is written).
+func (p *puller) checkSpace(c object.Checksum, data []byte) error {
+	if ok, _ := p.r.HasObject(c, object.TypeCommit); ok && !p.r.IsPartial(c) {
+		return nil
+	}
+	cm, err := object.UnmarshalCommit(data)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", c, err)
+	}
+	var need uint64
+	sizes, ok, err := repo.CommitSizes(cm)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", c, err)
+	}
+	if ok {
+		need = p.r.BytesToStore(sizes)
+	}
+	return p.r.CheckSpace("pull", need)
 }
 
 // checkTimestamp refuses to go back in time relative to the local ref.
@@ -794,6 +855,9 @@ func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, he
 				// Cancelled, not failed: the fetched parts stay cached
 				// for the next pull; walking objects now would be wrong.
 				return ctx.Err()
+			}
+			if errors.As(err, new(*fsutil.NoSpaceError)) {
+				return err // the objects would not fit either
 			}
 			p.res.DeltaFailures = append(p.res.DeltaFailures, err)
 			p.logf("static delta for %s failed, fetching objects instead: %v", c, err)

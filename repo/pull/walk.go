@@ -311,6 +311,9 @@ func (p *puller) fetchContent(ctx context.Context, tx *repo.Transaction, c objec
 		if err != nil {
 			return fmt.Errorf("%s.file: %w", c, err)
 		}
+		if err := p.useSpace(fz.Size); err != nil {
+			return fmt.Errorf("%s.file: %w", c, err)
+		}
 		w, err := tx.ContentWriter(fz.Header, fz.Size)
 		if err != nil {
 			return fmt.Errorf("%s.file: %w", c, err)
