@@ -133,7 +133,10 @@ func (s *Sysroot) checkSubtree(ctx context.Context, v *repo.TreeView, path strin
 // Deploy checks out a commit as a new deployment of opts.OS and makes it
 // the default (or stages it). The previous default (or the booted
 // deployment) stays as the rollback target.
-func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult, error) {
+func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (res *DeployResult, err error) {
+	// A write that ran out of blocks or inodes says which, and where;
+	// what it wrote is removed (below), the boot configuration untouched.
+	defer func() { err = fsutil.ExplainFull("deploy", s.abs("ostree/deploy"), err) }()
 	if err := ValidateOSName(opts.OS); err != nil {
 		return nil, err
 	}
@@ -234,7 +237,7 @@ func (s *Sysroot) Deploy(ctx context.Context, opts DeployOptions) (*DeployResult
 	if err := s.checkoutDeployment(ctx, d, p); err != nil {
 		return nil, err
 	}
-	res := &DeployResult{Deployment: d}
+	res = &DeployResult{Deployment: d}
 	if etcDiff != nil {
 		rep, err := applyEtcMerge(etcDiff, s.abs(merge.RelDir()), s.abs(d.RelDir()))
 		if err != nil {

@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -87,4 +88,20 @@ func FormatBytes(n uint64) string {
 		u++
 	}
 	return fmt.Sprintf("%d bytes (%.1f %s)", n, v, units[u])
+}
+
+// ExplainFull adds to an error caused by a full file system (ENOSPC: no
+// blocks or no inodes left; EDQUOT) what the file system holding path has
+// left, so that the message says which one ran out. Other errors are
+// returned as they are.
+func ExplainFull(op, path string, err error) error {
+	if err == nil || !errors.Is(err, unix.ENOSPC) && !errors.Is(err, unix.EDQUOT) {
+		return err
+	}
+	sp, serr := StatSpace(path)
+	if serr != nil {
+		return fmt.Errorf("%s: the file system of %s is full: %w", op, path, err)
+	}
+	return fmt.Errorf("%s: the file system of %s is full (%s and %d inodes free): %w",
+		op, path, FormatBytes(sp.Free), sp.FreeInodes, err)
 }
