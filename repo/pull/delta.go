@@ -97,11 +97,11 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 	}
 	_, err = delta.Apply(ctx, req.Tx, sb, delta.ApplyOptions{
 		FetchPart: func(ctx context.Context, index int) (io.ReadCloser, error) {
-			fetch := func(ctx context.Context) (io.ReadCloser, error) {
-				return req.FetchStream(ctx, delta.PartPath(d.From, d.To, index))
+			fetch := func(ctx context.Context, offset int64) (io.ReadCloser, error) {
+				return req.FetchStream(ctx, delta.PartPath(d.From, d.To, index), offset)
 			}
 			if index < 0 || index >= len(parts) {
-				return fetch(ctx)
+				return fetch(ctx, 0)
 			}
 			// Verified parts survive a cancel, a crash or a lost
 			// connection: the next pull fetches only the others.

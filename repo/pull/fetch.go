@@ -255,9 +255,12 @@ type bodyCloser struct {
 
 func (b *bodyCloser) Close() error { b.close(); return nil }
 
-// open GETs url, retrying like get until a 2xx response starts, and
-// returns its body with stall detection; read errors are not retried.
-func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
+// openAt GETs url from byte offset on, retrying like get until a 2xx
+// response starts, and returns its body with stall detection; read errors
+// are not retried. An offset is asked for with a range request; a server
+// that ignores it and sends the whole file has the first offset bytes
+// skipped.
+func (f *fetcher) openAt(ctx context.Context, url string, offset int64) (io.ReadCloser, error) {
 	var out io.ReadCloser
 	for attempt := 0; ; attempt++ {
 		rctx, cancel := context.WithCancel(ctx)
@@ -266,6 +269,9 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 			cancel()
 			return nil, permanent(fmt.Errorf("GET %s: %w", url, err))
 		}
+		if offset > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		}
 		f.requests.Add(1)
 		resp, err := f.client.Do(req)
 		if err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -273,6 +279,16 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 			timer := time.AfterFunc(f.stall, func() { stalled.Store(true); cancel() })
 			body := &stallReader{r: resp.Body, timer: timer, d: f.stall, stalled: &stalled, f: f}
 			out = &bodyCloser{Reader: body, close: func() { timer.Stop(); resp.Body.Close(); cancel() }}
+			if resp.StatusCode == http.StatusPartialContent && !rangeFrom(resp, offset) {
+				out.Close()
+				return nil, permanent(fmt.Errorf("GET %s: the server sent range %q, not from byte %d", url, resp.Header.Get("Content-Range"), offset))
+			}
+			if offset > 0 && resp.StatusCode != http.StatusPartialContent {
+				if _, err := io.CopyN(io.Discard, out, offset); err != nil {
+					out.Close()
+					return nil, fmt.Errorf("GET %s: skip to byte %d: %w", url, offset, err)
+				}
+			}
 			return out, nil
 		}
 		if err == nil {
@@ -302,6 +318,14 @@ func (f *fetcher) open(ctx context.Context, url string) (io.ReadCloser, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// rangeFrom reports whether resp is a partial response starting at offset.
+func rangeFrom(resp *http.Response, offset int64) bool {
+	if resp.StatusCode != http.StatusPartialContent {
+		return false
+	}
+	return strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", offset))
 }
 
 // isTLSVerifyError reports a certificate the client does not trust:

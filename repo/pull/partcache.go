@@ -1,10 +1,12 @@
 package pull
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,10 +23,11 @@ import (
 // its cache directory.
 //
 // Layout: <repo>/tmp/cache/deltaparts/<from>-<to>/<index>-<sha256 of the
-// part>. A part is only ever stored under its verified checksum (written
-// to a temporary file, hashed, then renamed), and the delta applier
+// part>. A part is only ever stored under its verified checksum (fetched
+// into <name>.partial, hashed, then renamed), and the delta applier
 // verifies it again when reading, so a damaged cache costs a download,
-// never a bad object. The directory goes when the delta has been applied;
+// never a bad object. A .partial file keeps the bytes of a transfer that
+// broke off; the next try asks for the rest with an HTTP range request. The directory goes when the delta has been applied;
 // directories of other deltas go when a new delta starts, and
 // `cleanup --cache` removes them all.
 type partCache struct {
@@ -72,13 +75,17 @@ func (c *partCache) has(i int, ph delta.PartHeader) bool {
 }
 
 // partRetries is how often a part whose transfer broke off is requested
-// again before the delta is given up.
+// again (from where it broke off) before the delta is given up.
 const partRetries = 3
 
-// open returns part i: from the cache when it is there, else fetched in
-// full, verified and stored first. A transfer that breaks off is retried;
-// a cancelled context ends it at once.
-func (c *partCache) open(ctx context.Context, i int, ph delta.PartHeader, fetch func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
+// fetchFunc GETs a part from byte offset on.
+type fetchFunc func(ctx context.Context, offset int64) (io.ReadCloser, error)
+
+// open returns part i: from the cache when it is there, else fetched,
+// verified and stored first. A transfer that breaks off is resumed where
+// it stopped (the bytes so far stay in INDEX-SHA256.partial, across pulls
+// too); a cancelled context ends it at once.
+func (c *partCache) open(ctx context.Context, i int, ph delta.PartHeader, fetch fetchFunc) (io.ReadCloser, error) {
 	if c.has(i, ph) {
 		if f, err := os.Open(c.path(i, ph)); err == nil {
 			return f, nil
@@ -106,51 +113,111 @@ func isPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// download fetches part i into a temporary file of the cache, checks its
-// size and checksum, and publishes it under its final name.
-func (c *partCache) download(ctx context.Context, i int, ph delta.PartHeader, fetch func(context.Context) (io.ReadCloser, error)) (*os.File, error) {
-	rc, err := fetch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	tmp, err := os.CreateTemp(c.dir, ".part-*")
+// download completes part i's .partial file (from its current length on),
+// checks size and checksum, and publishes it under its final name. A
+// resumed file that does not verify is started again from nothing once,
+// since the bytes kept may be what is wrong.
+func (c *partCache) download(ctx context.Context, i int, ph delta.PartHeader, fetch fetchFunc) (io.ReadCloser, error) {
+	partial := c.path(i, ph) + ".partial"
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("delta part cache: %w", err)
 	}
 	keep := false
 	defer func() {
 		if !keep {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			f.Close()
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(rc, int64(ph.Size)+1))
+	have, err := io.Copy(h, io.LimitReader(f, int64(ph.Size)+1))
 	if err != nil {
+		return nil, fmt.Errorf("delta part cache: %w", err)
+	}
+	if uint64(have) > ph.Size {
+		if have, err = restart(f, h); err != nil {
+			return nil, err
+		}
+	}
+	fail := func(err error) (io.ReadCloser, error) {
+		if errors.Is(err, delta.ErrMalformed) || isPermanent(err) || errors.Is(err, errNotFound) {
+			// Not a transfer that broke off: keep nothing of it.
+			os.Remove(partial)
+		}
 		return nil, err
 	}
-	if uint64(n) != ph.Size {
-		if uint64(n) < ph.Size {
-			return nil, transient(fmt.Errorf("part %d: got %d of %d bytes", i, n, ph.Size))
+	resumedFrom := have
+	if uint64(have) < ph.Size {
+		if _, err := c.fetchInto(ctx, f, h, i, ph, have, fetch); err != nil {
+			return fail(err)
 		}
-		return nil, fmt.Errorf("part %d: %w: more than the %d bytes the superblock declares", i, delta.ErrMalformed, ph.Size)
 	}
-	if sum := h.Sum(nil); string(sum) != string(ph.Checksum[:]) {
-		return nil, fmt.Errorf("part %d: %w: checksum mismatch: the part hashes to %x, superblock says %x", i, delta.ErrMalformed, sum, ph.Checksum)
+	if !bytes.Equal(h.Sum(nil), ph.Checksum[:]) {
+		if resumedFrom == 0 {
+			os.Remove(partial)
+			return nil, fmt.Errorf("part %d: %w: checksum mismatch: the part hashes to %x, superblock says %x", i, delta.ErrMalformed, h.Sum(nil), ph.Checksum)
+		}
+		// The bytes kept from before may be what is wrong: once more
+		// from nothing (then a mismatch is the server's).
+		if _, err := restart(f, h); err != nil {
+			return nil, err
+		}
+		if _, err := c.fetchInto(ctx, f, h, i, ph, 0, fetch); err != nil {
+			return fail(err)
+		}
+		if !bytes.Equal(h.Sum(nil), ph.Checksum[:]) {
+			os.Remove(partial)
+			return nil, fmt.Errorf("part %d: %w: checksum mismatch: the part hashes to %x, superblock says %x", i, delta.ErrMalformed, h.Sum(nil), ph.Checksum)
+		}
 	}
 	// Durable before it is published: after a crash a cached part is
 	// whole.
-	if err := tmp.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("delta part cache: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), c.path(i, ph)); err != nil {
+	if err := os.Rename(partial, c.path(i, ph)); err != nil {
 		// Not cached (the directory went meanwhile); still usable now.
-		os.Remove(tmp.Name())
+		os.Remove(partial)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("delta part cache: %w", err)
 	}
 	keep = true
-	return tmp, nil
+	return f, nil
+}
+
+// restart empties a partial file and its hash.
+func restart(f *os.File, h hash.Hash) (int64, error) {
+	h.Reset()
+	if err := f.Truncate(0); err != nil {
+		return 0, fmt.Errorf("delta part cache: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("delta part cache: %w", err)
+	}
+	return 0, nil
+}
+
+// fetchInto appends part i from byte offset on to f (positioned at
+// offset) and h, and returns how many bytes it added. A transfer that
+// ends early is a transient error; one that goes past the declared size
+// is malformed.
+func (c *partCache) fetchInto(ctx context.Context, f *os.File, h hash.Hash, i int, ph delta.PartHeader, offset int64, fetch fetchFunc) (int64, error) {
+	rc, err := fetch(ctx, offset)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	want := int64(ph.Size) - offset
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, want+1))
+	if n > want {
+		return n, fmt.Errorf("part %d: %w: more than the %d bytes the superblock declares", i, delta.ErrMalformed, ph.Size)
+	}
+	if err != nil {
+		return n, transient(fmt.Errorf("part %d: %w", i, err))
+	}
+	if n < want {
+		return n, transient(fmt.Errorf("part %d: got %d of %d bytes", i, offset+n, ph.Size))
+	}
+	return n, nil
 }

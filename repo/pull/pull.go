@@ -102,8 +102,9 @@ type DeltaRequest struct {
 	// Fetch GETs a path relative to the content URL, at most max bytes.
 	Fetch func(ctx context.Context, rel string, max int64) ([]byte, error)
 	// FetchStream GETs a path relative to the content URL as a stream
-	// (no retry once reading started).
-	FetchStream func(ctx context.Context, rel string) (io.ReadCloser, error)
+	// from byte offset on (an HTTP range request when offset > 0; no
+	// retry once reading started).
+	FetchStream func(ctx context.Context, rel string, offset int64) (io.ReadCloser, error)
 	// FetchObject fetches a content object into Tx (fallback objects).
 	FetchObject func(ctx context.Context, c object.Checksum) error
 	// VerifyCommit checks the delta's embedded commit against the
@@ -913,8 +914,8 @@ func (p *puller) deltaRequest(ctx context.Context, tx *repo.Transaction, ref str
 		Fetch: func(ctx context.Context, rel string, max int64) ([]byte, error) {
 			return p.fetchBytes(ctx, p.contentURL(rel), max)
 		},
-		FetchStream: func(ctx context.Context, rel string) (io.ReadCloser, error) {
-			return p.openStream(ctx, p.contentURL(rel))
+		FetchStream: func(ctx context.Context, rel string, offset int64) (io.ReadCloser, error) {
+			return p.f.openAt(ctx, p.contentURL(rel), offset)
 		},
 		FetchObject: func(ctx context.Context, c object.Checksum) error {
 			return p.fetchContent(ctx, tx, c)
@@ -933,5 +934,5 @@ func (p *puller) deltaRequest(ctx context.Context, tx *repo.Transaction, ref str
 // openStream GETs url and returns the body (retrying only until the
 // response starts).
 func (p *puller) openStream(ctx context.Context, url string) (io.ReadCloser, error) {
-	return p.f.open(ctx, url)
+	return p.f.openAt(ctx, url, 0)
 }
