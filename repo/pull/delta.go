@@ -81,11 +81,12 @@ func StaticDeltas(ctx context.Context, req *DeltaRequest) (bool, error) {
 		if err := req.Repo.CheckSpace("pull", need); err != nil {
 			return false, fmt.Errorf("delta %s: %w", d.Name(), err)
 		}
-		// Bytes still to transfer: cached parts are not fetched again.
+		// Bytes still to transfer: cached parts (and the kept start of
+		// a part whose transfer broke off) are not fetched again.
 		var n uint64
 		for i, ph := range dec.Parts {
-			if _, inline := dec.Inline[i]; !inline && !cache.has(i, ph) {
-				n += ph.Size
+			if _, inline := dec.Inline[i]; !inline {
+				n += cache.missing(i, ph)
 			}
 		}
 		for _, fb := range dec.Fallbacks {

@@ -74,6 +74,17 @@ func (c *partCache) has(i int, ph delta.PartHeader) bool {
 	return err == nil && fi.Mode().IsRegular() && uint64(fi.Size()) == ph.Size
 }
 
+// missing is how many bytes of part i are still to be fetched.
+func (c *partCache) missing(i int, ph delta.PartHeader) uint64 {
+	if c.has(i, ph) {
+		return 0
+	}
+	if fi, err := os.Stat(c.path(i, ph) + ".partial"); err == nil && uint64(fi.Size()) <= ph.Size {
+		return ph.Size - uint64(fi.Size())
+	}
+	return ph.Size
+}
+
 // partRetries is how often a part whose transfer broke off is requested
 // again (from where it broke off) before the delta is given up.
 const partRetries = 3
