@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,7 +30,12 @@ func hostCommands() map[string]command {
 		"history":   {"list past transactions", hostHistory},
 		"install":   {"layer packages on the base commit", hostInstall},
 		"uninstall": {"remove layered packages", hostUninstall},
-		"db":        {"compare the packages of two commits (db diff)", runGroup("db", map[string]command{"diff": {"show packages added, removed and changed between two commits", hostDbDiff}})},
+		"override": {"change base packages", runGroup("override", map[string]command{
+			"remove":  {"remove base packages", hostOverrideRemove},
+			"replace": {"replace base packages with local .rpm files or NEVRAs from the repositories", hostOverrideReplace},
+			"reset":   {"drop overrides of packages (--all: every override)", hostOverrideReset},
+		})},
+		"db": {"compare the packages of two commits (db diff)", runGroup("db", map[string]command{"diff": {"show packages added, removed and changed between two commits", hostDbDiff}})},
 	}
 }
 
@@ -151,9 +157,25 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 		} else {
 			e.printf("    Timestamp: %s\n", fmtTime(d.Timestamp))
 		}
+		if d.BaseChecksum != "" {
+			e.printf("   BaseCommit: %s\n", d.BaseChecksum)
+		}
 		e.printf("       Commit: %s\n", d.Checksum)
 		if len(d.Packages) > 0 {
-			e.printf("     Packages: %s\n", strings.Join(d.Packages, " "))
+			e.printf("LayeredPackages: %s\n", strings.Join(d.Packages, " "))
+		}
+		if len(d.Removed) > 0 {
+			e.printf("RemovedBasePackages: %s\n", strings.Join(d.Removed, " "))
+		}
+		if len(d.Replaced) > 0 {
+			var l []string
+			for _, r := range d.Replaced {
+				l = append(l, strings.Replace(r, " ", " -> ", 1))
+			}
+			e.printf("ReplacedBasePackages: %s\n", strings.Join(l, ", "))
+		}
+		if verbose && len(d.Layered) > 0 {
+			e.printf("    Installed: %s\n", strings.Join(d.Layered, " "))
 		}
 		if verbose {
 			e.printf("       Serial: %d\n", d.Serial)
@@ -554,13 +576,14 @@ func hostCleanup(ctx context.Context, e *env, args []string) error {
 	pending := f.Bool("pending", false, "remove the pending deployment")
 	cache := f.Bool("cache", false, "remove cached update metadata and partial downloads")
 	refs := f.Bool("refs", false, "remove remote refs no deployment follows (and what only they kept)")
+	rpmCache := f.Bool("rpm-cache", false, "empty the package cache of layering (/var/cache/os-update)")
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	_, err := runTransaction(ctx, e, t, "Cleanup", t.options(map[string]any{
-		api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache, api.OptCleanupRefs: *refs}))
+		api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache, api.OptCleanupRefs: *refs, api.OptCleanupRPMCache: *rpmCache}))
 	return err
 }
 
@@ -569,8 +592,9 @@ func hostPkgChange(ctx context.Context, e *env, args []string, install bool) err
 	if install {
 		name = "install"
 	}
-	f := newFlags(e, name, "PKG... [--reboot]")
+	f := newFlags(e, name, "PKG...|./FILE.rpm... [--dry-run] [--reboot]")
 	t := addTxnFlags(f, true)
+	dry := f.Bool("dry-run", false, "solve and show what would change, change nothing")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -580,7 +604,9 @@ func hostPkgChange(ctx context.Context, e *env, args []string, install bool) err
 	}
 	var add, remove []string
 	if install {
-		add = pos
+		if add, err = absRPMs(pos); err != nil {
+			return err
+		}
 	} else {
 		remove = pos
 	}
@@ -590,8 +616,85 @@ func hostPkgChange(ctx context.Context, e *env, args []string, install bool) err
 	if remove == nil {
 		remove = []string{}
 	}
-	_, err = runTransaction(ctx, e, t, "PkgChange", add, remove, t.options(nil))
+	var extra map[string]any
+	if *dry {
+		extra = map[string]any{api.OptDryRun: true}
+	}
+	_, err = runTransaction(ctx, e, t, "PkgChange", add, remove, t.options(extra))
 	return err
+}
+
+// absRPMs makes local package files absolute (the daemon reads them); other
+// arguments are package names.
+func absRPMs(args []string) ([]string, error) {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if strings.HasSuffix(a, ".rpm") {
+			p, err := filepath.Abs(a)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := os.Stat(p); err != nil {
+				return nil, fmt.Errorf("package file: %w", err)
+			}
+			out[i] = p
+		}
+	}
+	return out, nil
+}
+
+func hostOverride(ctx context.Context, e *env, args []string, name, usage string, opt func(pos []string, all bool) (map[string]any, error)) error {
+	f := newFlags(e, "override "+name, usage)
+	t := addTxnFlags(f, true)
+	var all *bool
+	if name == "reset" {
+		all = f.Bool("all", false, "drop every override")
+	}
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	extra, err := opt(pos, all != nil && *all)
+	if err != nil {
+		return err
+	}
+	_, err = runTransaction(ctx, e, t, "PkgChange", []string{}, []string{}, t.options(extra))
+	return err
+}
+
+func hostOverrideRemove(ctx context.Context, e *env, args []string) error {
+	return hostOverride(ctx, e, args, "remove", "PKG... [--reboot]", func(pos []string, _ bool) (map[string]any, error) {
+		if len(pos) == 0 {
+			return nil, usagef("name at least one base package")
+		}
+		return map[string]any{api.OptOverrideRemove: pos}, nil
+	})
+}
+
+func hostOverrideReplace(ctx context.Context, e *env, args []string) error {
+	return hostOverride(ctx, e, args, "replace", "./PKG.rpm...|NAME-VERSION-RELEASE.ARCH... [--reboot]", func(pos []string, _ bool) (map[string]any, error) {
+		if len(pos) == 0 {
+			return nil, usagef("give at least one package")
+		}
+		files, err := absRPMs(pos)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{api.OptOverrideReplace: files}, nil
+	})
+}
+
+func hostOverrideReset(ctx context.Context, e *env, args []string) error {
+	return hostOverride(ctx, e, args, "reset", "PKG...|--all [--reboot]", func(pos []string, all bool) (map[string]any, error) {
+		if all == (len(pos) > 0) {
+			return nil, usagef("name packages or give --all")
+		}
+		if all {
+			return map[string]any{api.OptOverrideResetAll: true}, nil
+		}
+		return map[string]any{api.OptOverrideReset: pos}, nil
+	})
 }
 
 func hostInstall(ctx context.Context, e *env, args []string) error {

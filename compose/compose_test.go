@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/osupdate/os-update/compose/internal/rpmfixture"
+	"github.com/osupdate/os-update/internal/rpmfixture"
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"

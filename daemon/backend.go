@@ -9,23 +9,27 @@ import (
 // Request is one mutating operation, decoded and validated from a D-Bus
 // call. Kind selects the operation; the other fields are its arguments.
 type Request struct {
-	Kind                                          string // KindUpgrade, ...
-	Refspec                                       string // rebase target "remote:ref"
-	Revision                                      string // deploy target: version or checksum
-	Install                                       []string
-	Uninstall                                     []string
-	KargsAppend                                   []string
-	KargsDelete                                   []string
-	KargsReplace                                  []string
-	Check                                         bool
-	Preview                                       bool
-	DownloadOnly                                  bool
-	AllowDowngrade                                bool
-	Stage                                         bool // deploy staged: finalize makes it the default at shutdown
-	CleanupRollback, CleanupPending, CleanupCache bool
-	CleanupRefs                                   bool // remove remote refs no deployment follows
-	Reboot                                        bool
-	Automatic                                     bool // started by the automatic update policy
+	Kind                                           string // KindUpgrade, ...
+	Refspec                                        string // rebase target "remote:ref"
+	Revision                                       string // deploy target: version or checksum
+	Install                                        []string
+	Uninstall                                      []string
+	OverrideRemove, OverrideReplace, OverrideReset []string
+	OverrideResetAll                               bool
+	DryRun                                         bool // PkgChange: solve and report only
+	CleanupRPMCache                                bool
+	KargsAppend                                    []string
+	KargsDelete                                    []string
+	KargsReplace                                   []string
+	Check                                          bool
+	Preview                                        bool
+	DownloadOnly                                   bool
+	AllowDowngrade                                 bool
+	Stage                                          bool // deploy staged: finalize makes it the default at shutdown
+	CleanupRollback, CleanupPending, CleanupCache  bool
+	CleanupRefs                                    bool // remove remote refs no deployment follows
+	Reboot                                         bool
+	Automatic                                      bool // started by the automatic update policy
 }
 
 // Label is what the history and the transaction's Kind property call the

@@ -482,13 +482,27 @@ func (d *Daemon) PkgChange(sender dbus.Sender, msg dbus.Message, install, uninst
 		return "/", err
 	}
 	opts := options(o)
-	if err := opts.check(); err != nil {
+	if err := opts.check(api.OptDryRun, api.OptOverrideRemove, api.OptOverrideReplace, api.OptOverrideReset, api.OptOverrideResetAll); err != nil {
 		return "/", err
 	}
-	if len(install)+len(uninstall) == 0 {
-		return "/", dbus.NewError(api.ErrInvalidArgs, []any{"no packages to install or uninstall"})
+	req := Request{Kind: KindPkgChange, Install: install, Uninstall: uninstall}
+	var err *dbus.Error
+	for key, dst := range map[string]*[]string{api.OptOverrideRemove: &req.OverrideRemove,
+		api.OptOverrideReplace: &req.OverrideReplace, api.OptOverrideReset: &req.OverrideReset} {
+		if *dst, err = opts.strings(key); err != nil {
+			return "/", err
+		}
 	}
-	return d.submit(sender, Request{Kind: KindPkgChange, Install: install, Uninstall: uninstall}, opts)
+	if req.DryRun, err = opts.bool(api.OptDryRun); err != nil {
+		return "/", err
+	}
+	if req.OverrideResetAll, err = opts.bool(api.OptOverrideResetAll); err != nil {
+		return "/", err
+	}
+	if len(install)+len(uninstall)+len(req.OverrideRemove)+len(req.OverrideReplace)+len(req.OverrideReset) == 0 && !req.OverrideResetAll {
+		return "/", dbus.NewError(api.ErrInvalidArgs, []any{"no packages to install or uninstall and no overrides"})
+	}
+	return d.submit(sender, req, opts)
 }
 
 // KernelArgs is the D-Bus method.
@@ -523,13 +537,14 @@ func (d *Daemon) Cleanup(sender dbus.Sender, msg dbus.Message, o map[string]dbus
 		return "/", err
 	}
 	opts := options(o)
-	if err := opts.check(api.OptCleanupRollback, api.OptCleanupPending, api.OptCleanupCache, api.OptCleanupRefs); err != nil {
+	if err := opts.check(api.OptCleanupRollback, api.OptCleanupPending, api.OptCleanupCache, api.OptCleanupRefs, api.OptCleanupRPMCache); err != nil {
 		return "/", err
 	}
 	req := Request{Kind: KindCleanup}
 	var err *dbus.Error
 	for key, dst := range map[string]*bool{api.OptCleanupRollback: &req.CleanupRollback,
-		api.OptCleanupPending: &req.CleanupPending, api.OptCleanupCache: &req.CleanupCache, api.OptCleanupRefs: &req.CleanupRefs} {
+		api.OptCleanupPending: &req.CleanupPending, api.OptCleanupCache: &req.CleanupCache, api.OptCleanupRefs: &req.CleanupRefs,
+		api.OptCleanupRPMCache: &req.CleanupRPMCache} {
 		if *dst, err = opts.bool(key); err != nil {
 			return "/", err
 		}

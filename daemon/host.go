@@ -28,6 +28,10 @@ type HostConfig struct {
 	RemotesDirs []string
 	// PullOptions are defaults for every pull (timeouts, workers).
 	PullOptions pull.Options
+	// ReposDir holds the package sources for layering (default:
+	// <sysroot>/etc/yum.repos.d); RPMCacheDir caches their metadata and
+	// packages (default: <sysroot>/var/cache/os-update).
+	ReposDir, RPMCacheDir string
 }
 
 // HostBackend performs operations on a sysroot: pulls from the origin's
@@ -70,6 +74,7 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 		if cm, err := s.Repo().LoadCommit(d.Commit); err == nil {
 			ad.Timestamp = int64(cm.Timestamp)
 		}
+		layerInfo(s.Repo(), d.Deployment, &ad)
 		st.Deployments = append(st.Deployments, ad)
 	}
 	return st, nil
@@ -125,7 +130,7 @@ func (b *HostBackend) run(ctx context.Context, s *sysroot.Sysroot, st *sysroot.S
 	case KindCleanup:
 		return b.cleanup(ctx, s, st, req, rep)
 	case KindPkgChange:
-		return Result{}, errors.New("package layering is not available yet on this host")
+		return b.pkgChange(ctx, s, st, req, rep)
 	}
 	return Result{}, fmt.Errorf("unknown operation %q", req.Kind)
 }
@@ -245,7 +250,7 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysro
 	if err != nil {
 		return res, err
 	}
-	installed := installedAs(st, refspec, c, rebaseTo != "")
+	installed := installedAs(s.Repo(), st, refspec, c, rebaseTo != "")
 	res.Cached = &api.CachedUpdate{Refspec: refspec, Checksum: c.String(), Version: newCm.Version(),
 		Timestamp: int64(newCm.Timestamp), CheckedAt: time.Now().Unix(), Available: installed == ""}
 	if installed != "" {
@@ -298,9 +303,11 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysro
 		return res, err
 	}
 	rep.Stage("deploy")
-	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Commit: c, OriginRefspec: refspec, Stage: req.Stage}); err != nil {
+	deployed, err := b.deployTarget(ctx, s, cur, c, refspec, req.Stage, rep)
+	if err != nil {
 		return res, err
 	}
+	res.To = deployed.String()
 	res.Deployed = true
 	if req.Stage {
 		rep.Message(fmt.Sprintf("Staged %s %s; it becomes the default when the system shuts down (os-update finalize)", newCm.Version(), c))
@@ -313,15 +320,17 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysro
 // installedAs says how commit c of refspec is already installed ("the
 // current deployment", "staged", "the pending deployment"), or "" if it
 // is not. For a rebase only a deployment of the same refspec counts.
-func installedAs(st *sysroot.Status, refspec string, c object.Checksum, rebase bool) string {
+func installedAs(r *repo.Repo, st *sysroot.Status, refspec string, c object.Checksum, rebase bool) string {
 	cur := st.Current
-	if c == cur.Commit && (!rebase || cur.Refspec() == refspec) {
+	// A deployment with layered packages counts by its base commit.
+	is := func(d *sysroot.Deployment) bool { return d.Commit == c || baseOf(r, d.Commit) == c }
+	if is(cur) && (!rebase || cur.Refspec() == refspec) {
 		return "the current deployment"
 	}
-	if d := st.Staged; d != nil && d.Commit == c && d.Refspec() == refspec {
+	if d := st.Staged; d != nil && is(d) && d.Refspec() == refspec {
 		return "staged"
 	}
-	if d := st.Pending; d != nil && d != cur && d.Commit == c && d.Refspec() == refspec {
+	if d := st.Pending; d != nil && d != cur && is(d) && d.Refspec() == refspec {
 		return "the pending deployment"
 	}
 	return ""
@@ -369,13 +378,15 @@ func (b *HostBackend) deployRevision(ctx context.Context, s *sysroot.Sysroot, st
 		return res, fmt.Errorf("deploy %s: %w", req.Revision, err)
 	}
 	res.To = target.String()
-	if target == cur.Commit {
+	if target == cur.Commit || target == baseOf(s.Repo(), cur.Commit) {
 		return res, fmt.Errorf("deploy %s: %s is already the current deployment", req.Revision, target)
 	}
 	rep.Stage("deploy")
-	if _, err := s.Deploy(ctx, sysroot.DeployOptions{OS: cur.OS, Commit: target, OriginRefspec: cur.Refspec()}); err != nil {
+	deployed, err := b.deployTarget(ctx, s, cur, target, cur.Refspec(), false, rep)
+	if err != nil {
 		return res, err
 	}
+	res.To = deployed.String()
 	res.Deployed = true
 	version := ""
 	if cm, err := s.Repo().LoadCommit(target); err == nil {
@@ -451,6 +462,12 @@ func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, st *sysro
 		if err := os.RemoveAll(filepath.Join(s.Repo().Path(), "tmp", "cache")); err != nil {
 			return Result{}, err
 		}
+	}
+	if req.CleanupRPMCache {
+		if err := b.cleanupRPMCache(s); err != nil {
+			return Result{}, fmt.Errorf("cleanup rpm cache: %w", err)
+		}
+		rep.Message("Emptied the package cache " + b.rpmCacheDir())
 	}
 	if req.CleanupRefs {
 		removed, err := removeUnusedRemoteRefs(s)

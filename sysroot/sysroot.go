@@ -110,12 +110,17 @@ func (d *Deployment) Pinned() bool {
 	return v
 }
 
-// Refspec is the origin's refspec, or "".
+// Refspec is the origin's refspec, or "". A deployment with layered
+// packages has baserefspec instead (rpm-ostree's origin format): the
+// refspec its base follows.
 func (d *Deployment) Refspec() string {
 	if d.Origin == nil {
 		return ""
 	}
-	return d.Origin.String("origin", "refspec", "")
+	if r := d.Origin.String("origin", "refspec", ""); r != "" {
+		return r
+	}
+	return d.Origin.String("origin", "baserefspec", "")
 }
 
 func (d *Deployment) same(o *Deployment) bool {

@@ -58,6 +58,16 @@ const (
 	KeyLayered = "os-update.layer.layered"
 )
 
+// Refs the builder writes: the derived commit (LayeredRefPrefix + base)
+// and its base (BaseRefPrefix + base), so that pruning keeps the base of
+// a deployed derived commit even after the remote ref moved on (the next
+// PkgChange builds on it again). Their owner removes them when no
+// deployment uses them.
+const (
+	LayeredRefPrefix = "os-update/layered/"
+	BaseRefPrefix    = "os-update/base/"
+)
+
 // DefaultCacheDir holds downloaded metadata and packages, by checksum.
 const DefaultCacheDir = "/var/cache/os-update"
 
@@ -164,7 +174,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, errors.New("layer: nothing requested")
 	}
 	if opts.Ref == "" {
-		opts.Ref = "os-update/layered/" + opts.Base.String()
+		opts.Ref = LayeredRefPrefix + opts.Base.String()
 	}
 	if opts.ReposDir == "" {
 		opts.ReposDir = DefaultReposDir
@@ -1000,8 +1010,11 @@ func (b *builder) commit(ctx context.Context, tree string, base *object.Commit, 
 		if err != nil {
 			return err
 		}
-		// The ref moves with the transaction: prune never sees the
-		// commit unreferenced.
+		// The refs move with the transaction: prune never sees the
+		// commit or its base unreferenced.
+		if err := tx.SetRef("", BaseRefPrefix+opts.Base.String(), opts.Base); err != nil {
+			return err
+		}
 		return tx.SetRef("", opts.Ref, commit)
 	})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/google/rpmpack"
 
 	"github.com/osupdate/os-update/compose"
-	"github.com/osupdate/os-update/compose/internal/rpmfixture"
+	"github.com/osupdate/os-update/internal/rpmfixture"
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"

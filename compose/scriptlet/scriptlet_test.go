@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/osupdate/os-update/compose/internal/rpmfixture"
+	"github.com/osupdate/os-update/internal/rpmfixture"
 	"github.com/osupdate/os-update/internal/testutil"
 )
 

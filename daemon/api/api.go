@@ -34,20 +34,26 @@ const (
 // Option keys accepted in the a{sv} argument of mutating methods. Unknown
 // keys and wrong value types are refused with ErrInvalidArgs.
 const (
-	OptWait            = "wait"            // b: wait for a running transaction instead of failing with Busy
-	OptReboot          = "reboot"          // b: reboot when the transaction succeeds
-	OptCheckOnly       = "check"           // b (Upgrade): only look for an update
-	OptPreview         = "preview"         // b (Upgrade): check and report package changes
-	OptDownloadOnly    = "download-only"   // b (Upgrade): pull, do not deploy
-	OptAllowDowngrade  = "allow-downgrade" // b (Upgrade, Rebase): go to an older commit; Deploy accepts it and always may
-	OptStage           = "stage"           // b (Upgrade): write the deployment; it becomes the default at shutdown (finalize)
-	OptCleanupRollback = "rollback"        // b (Cleanup): remove the rollback deployment
-	OptCleanupPending  = "pending"         // b (Cleanup): remove the pending deployment
-	OptCleanupCache    = "cache"           // b (Cleanup): remove cached metadata and partial pulls
-	OptCleanupRefs     = "refs"            // b (Cleanup): remove remote refs no deployment follows
-	OptKargsAppend     = "append"          // as (KernelArgs)
-	OptKargsDelete     = "delete"          // as (KernelArgs)
-	OptKargsReplace    = "replace"         // as (KernelArgs)
+	OptWait             = "wait"               // b: wait for a running transaction instead of failing with Busy
+	OptReboot           = "reboot"             // b: reboot when the transaction succeeds
+	OptCheckOnly        = "check"              // b (Upgrade): only look for an update
+	OptPreview          = "preview"            // b (Upgrade): check and report package changes
+	OptDownloadOnly     = "download-only"      // b (Upgrade): pull, do not deploy
+	OptAllowDowngrade   = "allow-downgrade"    // b (Upgrade, Rebase): go to an older commit; Deploy accepts it and always may
+	OptStage            = "stage"              // b (Upgrade): write the deployment; it becomes the default at shutdown (finalize)
+	OptCleanupRollback  = "rollback"           // b (Cleanup): remove the rollback deployment
+	OptCleanupPending   = "pending"            // b (Cleanup): remove the pending deployment
+	OptCleanupCache     = "cache"              // b (Cleanup): remove cached metadata and partial pulls
+	OptCleanupRefs      = "refs"               // b (Cleanup): remove remote refs no deployment follows
+	OptCleanupRPMCache  = "rpm-cache"          // b (Cleanup): empty the package cache of layering
+	OptDryRun           = "dry-run"            // b (PkgChange): solve and report, change nothing
+	OptOverrideRemove   = "override-remove"    // as (PkgChange): remove base packages
+	OptOverrideReplace  = "override-replace"   // as (PkgChange): replace base packages (local .rpm paths or NEVRAs)
+	OptOverrideReset    = "override-reset"     // as (PkgChange): drop overrides of these packages
+	OptOverrideResetAll = "override-reset-all" // b (PkgChange): drop every override
+	OptKargsAppend      = "append"             // as (KernelArgs)
+	OptKargsDelete      = "delete"             // as (KernelArgs)
+	OptKargsReplace     = "replace"            // as (KernelArgs)
 )
 
 // Automatic update policies (os-updated --automatic-update-policy).
@@ -59,23 +65,30 @@ const (
 
 // Deployment is one entry of Status, as printed by `status --json`.
 type Deployment struct {
-	Index      int               `json:"index"`
-	OSName     string            `json:"osname"`
-	Checksum   string            `json:"checksum"`
-	Serial     int               `json:"serial"`
-	Origin     string            `json:"origin"` // refspec
-	Version    string            `json:"version,omitempty"`
-	Timestamp  int64             `json:"timestamp"`
-	Booted     bool              `json:"booted"`
-	Staged     bool              `json:"staged"`
-	Pinned     bool              `json:"pinned"`
-	Default    bool              `json:"default"`
-	Pending    bool              `json:"pending"`
-	Rollback   bool              `json:"rollback"`
-	Kargs      []string          `json:"kargs"`
-	Signatures []string          `json:"signatures,omitempty"`
-	Packages   []string          `json:"requested-packages,omitempty"`
-	Extra      map[string]string `json:"extra,omitempty"`
+	Index      int      `json:"index"`
+	OSName     string   `json:"osname"`
+	Checksum   string   `json:"checksum"`
+	Serial     int      `json:"serial"`
+	Origin     string   `json:"origin"` // refspec
+	Version    string   `json:"version,omitempty"`
+	Timestamp  int64    `json:"timestamp"`
+	Booted     bool     `json:"booted"`
+	Staged     bool     `json:"staged"`
+	Pinned     bool     `json:"pinned"`
+	Default    bool     `json:"default"`
+	Pending    bool     `json:"pending"`
+	Rollback   bool     `json:"rollback"`
+	Kargs      []string `json:"kargs"`
+	Signatures []string `json:"signatures,omitempty"`
+	Packages   []string `json:"requested-packages,omitempty"`
+	// Package layering (a derived commit): the base commit, the packages
+	// added (requested ones and their dependencies), the base packages
+	// removed, and "OLD NEW" replacements.
+	BaseChecksum string            `json:"base-checksum,omitempty"`
+	Layered      []string          `json:"layered-packages,omitempty"`
+	Removed      []string          `json:"removed-base-packages,omitempty"`
+	Replaced     []string          `json:"replaced-base-packages,omitempty"`
+	Extra        map[string]string `json:"extra,omitempty"`
 }
 
 // CachedUpdate is the result of the last update check.
