@@ -13,8 +13,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/google/rpmpack"
 
-	"github.com/osupdate/os-update/internal/rpmfixture"
 	"github.com/osupdate/os-update/compose/treefs"
+	"github.com/osupdate/os-update/internal/rpmfixture"
 	"github.com/osupdate/os-update/internal/testutil"
 )
 
