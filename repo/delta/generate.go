@@ -65,14 +65,19 @@ type GenerateOptions struct {
 
 // GenerateStats reports how Generate encoded the delta.
 type GenerateStats struct {
-	Name                    Name
-	Digest                  [32]byte // of the superblock
-	Parts, Fallbacks        int
-	SuperblockSize          int64
-	PartsSize               int64  // bytes of the part files (0 if inline: they are in the superblock)
-	FallbackSize            int64  // .filez bytes of the fallback objects, fetched separately
-	Reused                  int    // objects of the target the source already has
-	Plain, Rollsum, Bsdiff  int    // content objects by encoding
+	Name                   Name
+	Digest                 [32]byte // of the superblock
+	Parts, Fallbacks       int
+	SuperblockSize         int64
+	PartsSize              int64 // bytes of the part files (0 if inline: they are in the superblock)
+	FallbackSize           int64 // .filez bytes of the fallback objects, fetched separately
+	Reused                 int   // objects of the target the source already has
+	Plain, Rollsum, Bsdiff int   // content objects by encoding
+	// Stored is how many whole objects went into parts stored without compression
+	// because a sample showed they do not compress; NoDiff how many
+	// files with a source were sent whole without diffing because a
+	// sample showed they share too little with it.
+	Stored, NoDiff          int
 	Meta                    int    // metadata objects
 	NewBytes, ModifiedBytes uint64 // uncompressed sizes of new and modified content
 }
@@ -126,6 +131,7 @@ type generator struct {
 	stage   string
 	sb      Superblock
 	pw      *PartWriter
+	rawPW   *PartWriter // incompressible objects: parts in stored xz chunks
 	st      GenerateStats
 	est     *zstd.Encoder
 
@@ -211,14 +217,17 @@ func (g *generator) run() (*GenerateStats, error) {
 	// parts arrive), content after, in tree order.
 	var content []newContent
 	seen := repo.Reachable{}
-	g.pw = NewPartWriter()
+	g.pw, g.rawPW = NewPartWriter(), NewPartWriter()
 	if err := g.walkTarget(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, "/", seen, &content); err != nil {
 		return nil, err
 	}
 	if err := g.encodeAll(content); err != nil {
 		return nil, err
 	}
-	if err := g.flush(); err != nil {
+	if err := g.flush(false); err != nil {
+		return nil, err
+	}
+	if err := g.flush(true); err != nil {
 		return nil, err
 	}
 	if err := g.wait(); err != nil {
@@ -367,16 +376,18 @@ const (
 // encoded is a content object's chosen encoding, computed in parallel
 // and emitted in tree order.
 type encoded struct {
-	nc    newContent
-	hdr   *object.FileHeader
-	size  uint64
-	kind  int
-	data  []byte // whole: the file data
-	old   object.Checksum
-	segs  []segment // rollsum
-	patch []byte    // bsdiff
-	zsize uint64    // fallback: .filez size
-	err   error
+	nc     newContent
+	hdr    *object.FileHeader
+	size   uint64
+	kind   int
+	data   []byte // whole: the file data
+	old    object.Checksum
+	segs   []segment // rollsum
+	patch  []byte    // bsdiff
+	zsize  uint64    // fallback: .filez size
+	raw    bool      // whole: incompressible, goes to an uncompressed part
+	noDiff bool      // a source existed but shares too little to diff
+	err    error
 }
 
 // encodeAll encodes the content objects with up to Workers diffs at a
@@ -463,9 +474,36 @@ func (g *generator) encode(ctx context.Context, nc newContent) (e encoded) {
 		return e
 	}
 	if e.data == nil {
-		e.data, e.err = readAll(c, c.Size)
+		if e.data, e.err = readAll(c, c.Size); e.err != nil {
+			return e
+		}
 	}
+	e.raw = g.incompressible(e.data)
 	return e
+}
+
+// Objects at least this large are checked for compressibility; smaller
+// ones stay in the compressed parts, where they share xz's window.
+const minStoredSize = 16 << 10
+
+// incompressible reports, from a few samples compressed with zstd's
+// fastest level, whether data would gain almost nothing from xz. xz
+// crawls through such data (about 1.5 MB/s on random bytes), so it goes
+// into parts whose xz stream stores it as is (writeXZStored).
+func (g *generator) incompressible(data []byte) bool {
+	if len(data) < minStoredSize || g.opts.Compression == CompressNone {
+		return false
+	}
+	const win = 16 << 10
+	var in, out int
+	for i := 0; i < 4; i++ {
+		off := (len(data) - win) * i / 3
+		in += win
+		out += g.estimate(data[off : off+win])
+	}
+	// zstd-fastest within 2% of the input: xz will not do much better
+	// on such data (compressed archives, images, random bytes).
+	return out*100 >= in*98
 }
 
 func readAll(r io.Reader, size uint64) ([]byte, error) {
@@ -502,6 +540,12 @@ func (g *generator) tryDiff(e *encoded, c *repo.Content, oldSum object.Checksum)
 		return err
 	}
 	e.data, e.old = data, oldSum
+	if !mayShare(old, data) {
+		// Unrelated content (random, re-compressed, rewritten): no
+		// copy can win, and bsdiff would spend seconds finding that.
+		e.noDiff = true
+		return nil
+	}
 	bestCost := g.estimate(data)
 	if !g.opts.DisableRollsum {
 		segs, literal := rollsumMatch(old, data)
@@ -541,7 +585,14 @@ func (g *generator) emit(e encoded) error {
 		g.st.NewBytes += e.size
 		return nil
 	}
+	if e.noDiff {
+		g.st.NoDiff++
+	}
 	pw := g.pw
+	if e.kind == encWhole && e.raw {
+		pw = g.rawPW
+		g.st.Stored++
+	}
 	modeIdx, xattrIdx := pw.Mode(e.hdr), pw.Xattrs(e.hdr.Xattrs)
 	switch e.kind {
 	case encSymlink:
@@ -625,10 +676,15 @@ type countWriter struct{ n uint64 }
 func (w *countWriter) Write(p []byte) (int, error) { w.n += uint64(len(p)); return len(p), nil }
 
 func (g *generator) maybeFlush() error {
-	if uint64(g.pw.Size()) < g.opts.MaxChunkSize {
-		return nil
+	if uint64(g.pw.Size()) >= g.opts.MaxChunkSize {
+		if err := g.flush(false); err != nil {
+			return err
+		}
 	}
-	return g.flush()
+	if uint64(g.rawPW.Size()) >= g.opts.MaxChunkSize {
+		return g.flush(true)
+	}
+	return nil
 }
 
 // pendingPart is a part being compressed and written.
@@ -640,14 +696,22 @@ type pendingPart struct {
 	err  error
 }
 
-// flush hands the current part, if it has objects, to a background
-// compressor; wait collects the results in order.
-func (g *generator) flush() error {
+// flush hands the current part (raw: the uncompressed one), if it has
+// objects, to a background compressor; wait collects the results in
+// order.
+func (g *generator) flush(raw bool) error {
 	pw := g.pw
+	if raw {
+		pw = g.rawPW
+	}
 	if len(pw.Objects) == 0 {
 		return nil
 	}
-	g.pw = NewPartWriter()
+	if raw {
+		g.rawPW = NewPartWriter()
+	} else {
+		g.pw = NewPartWriter()
+	}
 	i := len(g.sb.Parts)
 	payload, err := pw.Part().Marshal()
 	if err != nil {
@@ -665,7 +729,17 @@ func (g *generator) flush() error {
 	go func() {
 		defer func() { <-g.slots; close(p.done) }()
 		var buf bytes.Buffer
-		if p.err = g.compress(g.ctx, &buf, payload); p.err != nil {
+		compress := g.compress
+		if raw {
+			buf.Grow(len(payload) + 1)
+			compress = func(_ context.Context, dst io.Writer, payload []byte) error {
+				if _, err := dst.Write([]byte{CompressionXZ}); err != nil {
+					return err
+				}
+				return writeXZStored(dst, payload)
+			}
+		}
+		if p.err = compress(g.ctx, &buf, payload); p.err != nil {
 			p.err = fmt.Errorf("%s: %w", partLabel(i), p.err)
 			return
 		}
