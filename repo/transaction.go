@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/flate"
 	"github.com/osupdate/os-update/repo/object"
 	"golang.org/x/sys/unix"
 )
@@ -316,7 +315,7 @@ type ContentWriter struct {
 	f      *os.File
 	bw     *bufio.Writer
 	fz     *object.FilezWriter
-	fw     *flate.Writer // pooled compressor behind fz
+	fw     object.Deflater // pooled compressor behind fz
 	out    io.Writer
 }
 
@@ -324,7 +323,10 @@ var (
 	bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
 	// Deflate compressors cost hundreds of KiB each: reuse them.
 	compressors = sync.Pool{New: func() any {
-		fw, _ := flate.NewWriter(nil, CompressionLevel)
+		fw, err := object.NewDeflater(io.Discard, CompressionLevel)
+		if err != nil {
+			panic(err) // only out of memory
+		}
 		return fw
 	}}
 )
@@ -350,7 +352,7 @@ func (tx *Transaction) ContentWriter(h *object.FileHeader, size uint64) (*Conten
 	w.bw = bufWriters.Get().(*bufio.Writer)
 	w.bw.Reset(w.f)
 	if tx.r.IsArchive() {
-		w.fw = compressors.Get().(*flate.Writer)
+		w.fw = compressors.Get().(object.Deflater)
 		if w.fz, err = object.NewFilezWriterWith(w.bw, h, size, CompressionLevel, w.fw); err != nil {
 			w.Abort()
 			return nil, err

@@ -187,8 +187,12 @@ func convert(rootfs, dst string) error {
 			}
 		}
 	}
-	// Debian ships /usr/local with empty directories; it becomes a link
+	// Debian ships /usr/local with empty directories (and a man link); it
+	// becomes a link
 	// into /var.
+	if err := sh("find", filepath.Join(dst, "usr/local"), "-mindepth", "1", "-type", "l", "-delete"); err != nil {
+		return err
+	}
 	if err := sh("find", filepath.Join(dst, "usr/local"), "-mindepth", "1", "-depth", "-type", "d", "-empty", "-delete"); err != nil {
 		return err
 	}

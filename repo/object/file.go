@@ -192,7 +192,7 @@ var emptyDeflate = []byte{0x03, 0x00}
 // file data compressed as raw deflate.
 type FilezWriter struct {
 	w    io.Writer
-	fw   *flate.Writer
+	fw   Deflater
 	want uint64
 	n    uint64
 }
@@ -206,7 +206,7 @@ func NewFilezWriter(w io.Writer, h *FileHeader, size uint64, level int) (*FilezW
 
 // NewFilezWriterWith is NewFilezWriter reusing a compressor (reset to w);
 // compressors are large, so writers of many objects keep a pool.
-func NewFilezWriterWith(w io.Writer, h *FileHeader, size uint64, level int, fw *flate.Writer) (*FilezWriter, error) {
+func NewFilezWriterWith(w io.Writer, h *FileHeader, size uint64, level int, fw Deflater) (*FilezWriter, error) {
 	if h.IsSymlink() {
 		size = 0
 	}
@@ -222,7 +222,7 @@ func NewFilezWriterWith(w io.Writer, h *FileHeader, size uint64, level int, fw *
 		if fw != nil {
 			fw.Reset(w)
 			fz.fw = fw
-		} else if fz.fw, err = flate.NewWriter(w, level); err != nil {
+		} else if fz.fw, err = NewDeflater(w, level); err != nil {
 			return nil, err
 		}
 	} else if !h.IsSymlink() {
