@@ -17,6 +17,7 @@ packages=(
   qemu-system-x86 # boot test
   attr            # getfattr/setfattr
   util-linux      # unshare, setpriv
+  gcc zlib1g-dev   # cgo: .filez objects through the system zlib, as libostree writes them
   cpio xz-utils zstd e2fsprogs
 )
 missing=()
