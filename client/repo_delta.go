@@ -120,7 +120,7 @@ func deltaGenerate(ctx context.Context, e *env, args []string) error {
 	e.printf("Generated delta %s\n", st.Name)
 	e.printf("  %d parts, %d bytes (superblock %d, parts %d); %d fallbacks, %d bytes; in %.2fs\n",
 		st.Parts, st.TotalSize(), st.SuperblockSize, st.PartsSize, st.Fallbacks, st.FallbackSize, time.Since(start).Seconds())
-	e.printf("  objects: %d reused, %d metadata, %d whole, %d rollsum, %d bsdiff\n", st.Reused, st.Meta, st.Plain, st.Rollsum, st.Bsdiff)
+	e.printf("  objects: %d reused, %d metadata, %d whole (%d stored uncompressed), %d rollsum, %d bsdiff; %d not diffed (nothing shared with the source)\n", st.Reused, st.Meta, st.Plain, st.Stored, st.Rollsum, st.Bsdiff, st.NoDiff)
 	return nil
 }
 

@@ -9,5 +9,8 @@ import (
 )
 
 func main() {
-	os.Exit(client.Main(os.Args[1:], os.Stdout, os.Stderr))
+	stop := startProfiles()
+	code := client.Main(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
