@@ -19,6 +19,7 @@ import (
 type TreeView struct {
 	r    *Repo
 	root Tree
+	load func(object.Checksum) (*object.DirTree, error)
 }
 
 // TreeEntry is one path of a tree: a directory (Tree is set) or a file
@@ -34,7 +35,14 @@ type TreeEntry struct {
 func (e TreeEntry) Name() string { return path.Base(e.Path) }
 
 // ViewTree returns a view of the tree named by its root objects.
-func (r *Repo) ViewTree(t Tree) *TreeView { return &TreeView{r: r, root: t} }
+func (r *Repo) ViewTree(t Tree) *TreeView { return &TreeView{r: r, root: t, load: r.LoadDirTree} }
+
+// ViewTreeLoading is ViewTree reading dirtrees through load, which may
+// bring missing ones in first (a pull fetching only the objects on the
+// way to one path).
+func (r *Repo) ViewTreeLoading(t Tree, load func(object.Checksum) (*object.DirTree, error)) *TreeView {
+	return &TreeView{r: r, root: t, load: load}
+}
 
 // ViewCommit returns a view of a commit's root tree.
 func (r *Repo) ViewCommit(c object.Checksum) (*TreeView, error) {
@@ -60,7 +68,7 @@ func (v *TreeView) Lookup(p string) (TreeEntry, error) {
 		if !cur.IsDir {
 			return TreeEntry{}, fmt.Errorf("%s: %w (%s is not a directory)", clean, fs.ErrNotExist, cur.Path)
 		}
-		dt, err := v.r.LoadDirTree(cur.Tree.DirTree)
+		dt, err := v.load(cur.Tree.DirTree)
 		if err != nil {
 			return TreeEntry{}, fmt.Errorf("%s: %w", cur.Path, err)
 		}
@@ -94,7 +102,7 @@ func (v *TreeView) ReadDir(e TreeEntry) ([]TreeEntry, error) {
 	if !e.IsDir {
 		return nil, fmt.Errorf("%s: not a directory", e.Path)
 	}
-	dt, err := v.r.LoadDirTree(e.Tree.DirTree)
+	dt, err := v.load(e.Tree.DirTree)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.Path, err)
 	}

@@ -2,10 +2,8 @@ package pull
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
@@ -42,43 +40,30 @@ func FetchPath(ctx context.Context, r *repo.Repo, src *Source, opts Options, c o
 }
 
 func (p *puller) fetchPath(ctx context.Context, w *workerTx, cm *object.Commit, path string) error {
-	tree := cm.RootTree
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	for i, name := range parts {
-		data, err := p.metaObject(ctx, object.Name{Checksum: tree, Type: object.TypeDirTree}, w)
+	v := p.r.ViewTreeLoading(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta}, func(c object.Checksum) (*object.DirTree, error) {
+		data, err := p.metaObject(ctx, object.Name{Checksum: c, Type: object.TypeDirTree}, w)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dt, err := object.UnmarshalDirTree(data)
 		if err != nil {
-			return fmt.Errorf("dirtree %s: %w", tree, err)
+			return nil, fmt.Errorf("dirtree %s: %w", c, err)
 		}
-		if i == len(parts)-1 {
-			for _, fe := range dt.Files {
-				if fe.Name != name {
-					continue
-				}
-				if ok, err := p.r.HasObject(fe.Checksum, object.TypeFile); err != nil || ok {
-					return err
-				}
-				tx, err := w.get()
-				if err != nil {
-					return err
-				}
-				return p.fetchContent(ctx, tx, fe.Checksum)
-			}
-			return fmt.Errorf("%s: %w", path, os.ErrNotExist)
-		}
-		found := false
-		for _, de := range dt.Dirs {
-			if de.Name == name {
-				tree, found = de.Tree, true
-				break
-			}
-		}
-		if !found {
-			return fmt.Errorf("%s: %w", path, os.ErrNotExist)
-		}
+		return dt, nil
+	})
+	e, err := v.Lookup(path)
+	if err != nil {
+		return err
 	}
-	return errors.New("empty path")
+	if e.IsDir {
+		return fmt.Errorf("%s: is a directory: %w", path, os.ErrNotExist)
+	}
+	if ok, err := p.r.HasObject(e.File, object.TypeFile); err != nil || ok {
+		return err
+	}
+	tx, err := w.get()
+	if err != nil {
+		return err
+	}
+	return p.fetchContent(ctx, tx, e.File)
 }
