@@ -134,12 +134,13 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 		if d.Staged {
 			tags = append(tags, "staged")
 		}
-		if d.Default && !d.Booted {
-			if anyBooted(st) {
-				tags = append(tags, "pending")
-			} else {
-				tags = append(tags, "default")
-			}
+		// The roles are the daemon's (sysroot.Status). Offline nothing is
+		// booted and the default is shown as such.
+		switch {
+		case anyBooted(st) && d.Pending:
+			tags = append(tags, "pending")
+		case !anyBooted(st) && d.Default:
+			tags = append(tags, "default")
 		}
 		if d.Rollback {
 			tags = append(tags, "rollback")
