@@ -219,12 +219,13 @@ func runAdminStatus(ctx context.Context, e *env, args []string) error {
 		if d.Booted {
 			mark = "*"
 		}
-		// One tag, as ostree admin status prints it.
+		// One tag, as ostree admin status prints it. Offline nothing is
+		// booted: the default is not called pending.
 		suffix := ""
 		switch {
 		case d.Staged:
 			suffix = " (staged)"
-		case d.Pending:
+		case d.Pending && s.Booted != nil:
 			suffix = " (pending)"
 		case d.Rollback:
 			suffix = " (rollback)"

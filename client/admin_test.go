@@ -74,7 +74,9 @@ func TestAdminCommands(t *testing.T) {
 		!st.Deployments[1].Rollback || strings.Join(st.Deployments[0].Kargs, " ") != "root=/dev/sda2 debug" {
 		t.Fatalf("status %+v", st)
 	}
-	if out := runCLI(t, "admin", "status", "--sysroot", dir); !strings.Contains(out, "origin refspec: cli/os") {
+	// Offline the default is not tagged pending; the next one is the rollback.
+	if out := runCLI(t, "admin", "status", "--sysroot", dir); !strings.Contains(out, "origin refspec: cli/os") ||
+		strings.Contains(out, "(pending)") || !strings.Contains(out, c1.String()+".0 (rollback)") {
 		t.Fatalf("text status:\n%s", out)
 	}
 	runCLI(t, "admin", "kargs", "--sysroot", dir, "--replace", "root=/dev/sda3", "--delete", "debug")
