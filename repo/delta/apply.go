@@ -227,6 +227,16 @@ type executor struct {
 	cur     *repo.ContentWriter
 	curSize uint64
 	curN    uint64
+	buf     []byte // for copies out of the blob
+}
+
+// copyBuf is the executor's copy buffer: blob ranges are section readers,
+// for which io.Copy would allocate one per operation.
+func (e *executor) copyBuf() []byte {
+	if e.buf == nil {
+		e.buf = make([]byte, 64<<10)
+	}
+	return e.buf
 }
 
 // execute runs the operations of an in-memory part and returns how many
@@ -396,7 +406,15 @@ func (e *executor) run(op Op) error {
 			if err := h.Validate(); err != nil {
 				return malformedf("object %s: %v", n, err)
 			}
-			if _, err := e.tx.WriteContent(h, size, data, &n.Checksum); err != nil {
+			w, err := e.tx.ContentWriter(h, size)
+			if err != nil {
+				return err
+			}
+			if _, err := io.CopyBuffer(w, data, e.copyBuf()); err != nil {
+				w.Abort()
+				return err
+			}
+			if _, err := w.Commit(&n.Checksum); err != nil {
 				return err
 			}
 		}
@@ -436,14 +454,14 @@ func (e *executor) run(op Op) error {
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(e.cur, data); err != nil {
+			if _, err := io.CopyBuffer(e.cur, data, e.copyBuf()); err != nil {
 				return err
 			}
 		} else {
 			if off > e.src.size || length > e.src.size-off {
 				return malformedf("source range [%d, +%d) outside the %d-byte source %s", off, length, e.src.size, e.src.name)
 			}
-			if _, err := io.Copy(e.cur, io.NewSectionReader(e.src, int64(off), int64(length))); err != nil {
+			if _, err := io.CopyBuffer(e.cur, io.NewSectionReader(e.src, int64(off), int64(length)), e.copyBuf()); err != nil {
 				return fmt.Errorf("copy from source %s: %w", e.src.name, err)
 			}
 		}
