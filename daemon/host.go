@@ -260,7 +260,11 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysro
 		}
 		return res, nil
 	}
-	if !req.AllowDowngrade {
+	// A rebase to another branch allows an older head, as libostree's
+	// `admin switch` does: two branches have no chronological order. On the
+	// same branch an older head is a rollback attack or a mistake.
+	switchesBranch := rebaseTo != "" && rebaseTo != cur.Refspec()
+	if !req.AllowDowngrade && !switchesBranch {
 		if base, baseTime, older := newerThan(s.Repo(), cur.Commit, newCm.Timestamp); older {
 			return res, fmt.Errorf("%s (%s) is older than the current commit %s (%s): refusing to downgrade (pass --allow-downgrade, or deploy a chosen version with os-update deploy)",
 				c, fmtUnix(newCm.Timestamp), base, fmtUnix(baseTime))

@@ -290,8 +290,8 @@ func TestHostRebaseOtherOSRefusedBeforeDownload(t *testing.T) {
 }
 
 // Issue 19 item 7: deploy goes to any version of the history, older ones
-// too; rebase and upgrade refuse an older commit unless
-// --allow-downgrade.
+// too; upgrade, and a rebase that stays on its branch, refuse an older
+// commit unless --allow-downgrade; a rebase to another branch does not.
 func TestHostDowngradeRules(t *testing.T) {
 	h := newHost(t)
 	// A branch whose head is older than what is deployed.
@@ -310,15 +310,26 @@ func TestHostDowngradeRules(t *testing.T) {
 	if !strings.Contains(out, "Deployed 2 ") {
 		t.Fatalf("deploy printed no result line:\n%s", out)
 	}
+	// Another branch has no chronological order with this one: a rebase to
+	// a branch whose head is older goes ahead, as `ostree admin switch` does.
+	h.mustClient("rebase", "origin:testos/x86_64/old")
+	if st := h.status(); st.Deployments[0].Checksum != old.String() || st.Deployments[0].Origin != "origin:testos/x86_64/old" {
+		t.Fatalf("rebase to another branch with an older head: %+v", st.Deployments)
+	}
+	// Back on the first branch, a rebase to its own older head (published
+	// after the fact) is refused before any content is fetched.
+	h.mustClient("rebase", "origin:"+testRef)
+	h.at = time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
+	older := h.publish("1.5", nil)
 	mark := h.accessLen()
-	if _, errOut, err := h.client("rebase", "origin:testos/x86_64/old"); err == nil || !strings.Contains(errOut, "refusing to downgrade") {
-		t.Fatalf("rebase to an older commit: %v %s", err, errOut)
+	if _, errOut, err := h.client("rebase", "origin:"+testRef); err == nil || !strings.Contains(errOut, "refusing to downgrade") {
+		t.Fatalf("rebase to the same branch's older head: %v %s", err, errOut)
 	}
 	if n, paths := contentRequests(h.accessLog(mark)); n != 0 {
 		t.Fatalf("the refused rebase fetched %d content objects: %v", n, paths)
 	}
-	h.mustClient("rebase", "--allow-downgrade", "origin:testos/x86_64/old")
-	if st := h.status(); st.Deployments[0].Checksum != old.String() || st.Deployments[0].Origin != "origin:testos/x86_64/old" {
+	h.mustClient("rebase", "--allow-downgrade", "origin:"+testRef)
+	if st := h.status(); st.Deployments[0].Checksum != older.String() {
 		t.Fatalf("rebase --allow-downgrade: %+v", st.Deployments)
 	}
 	// The D-Bus option is read for Deploy too (and of the right type).
