@@ -497,11 +497,8 @@ func (b *HostBackend) cleanup(ctx context.Context, s *sysroot.Sysroot, st *sysro
 // are left alone: they are the administrator's.
 func removeUnusedRemoteRefs(s *sysroot.Sysroot) ([]string, error) {
 	used := map[string]bool{}
-	for _, d := range s.Deployments {
+	for _, d := range s.Status().Deployments {
 		used[d.Refspec()] = true
-	}
-	if s.Staged != nil {
-		used[s.Staged.Refspec()] = true
 	}
 	refs, err := s.Repo().ListRefs()
 	if err != nil {

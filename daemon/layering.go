@@ -293,11 +293,7 @@ func tidyLayerRefs(s *sysroot.Sysroot) error {
 		return err
 	}
 	used := map[string]bool{}
-	all := append([]*sysroot.Deployment(nil), s.Deployments...)
-	if s.Staged != nil {
-		all = append(all, s.Staged)
-	}
-	for _, d := range all {
+	for _, d := range s.Status().Deployments { // the staged one too
 		base := baseOf(s.Repo(), d.Commit)
 		used[layer.LayeredRefPrefix+base.String()] = true
 		used[layer.BaseRefPrefix+base.String()] = true
@@ -337,12 +333,8 @@ func (b *HostBackend) cleanupRPMCache(s *sysroot.Sysroot) error {
 		}
 	}
 	used := map[string]bool{}
-	all := append([]*sysroot.Deployment(nil), s.Deployments...)
-	if s.Staged != nil {
-		all = append(all, s.Staged)
-	}
-	for _, d := range all {
-		req := requestsOf(d)
+	for _, d := range s.Status().Deployments { // the staged one too
+		req := requestsOf(d.Deployment)
 		for _, q := range append(req.Install, req.Replace...) {
 			used[q] = true
 		}
