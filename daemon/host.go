@@ -283,7 +283,9 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysro
 	if req.Check || req.Preview {
 		rep.Message(fmt.Sprintf("Update available: %s %s", newCm.Version(), c))
 		if req.Preview {
-			diff, err := diffPackages(s.Repo(), cur.Commit, c)
+			// Base against base: layered packages and overrides are
+			// applied again on top of the new base.
+			diff, err := diffPackages(s.Repo(), baseOf(s.Repo(), cur.Commit), c)
 			if err != nil {
 				rep.Message(fmt.Sprintf("No package changes to show: %v", err))
 			} else {

@@ -198,6 +198,11 @@ func TestLayeringThroughTheDaemon(t *testing.T) {
 		t.Errorf("override replace: %+v, rpm -qa %s", d, rpmQA(t, dir))
 	}
 	base2 := h.publishComposed("shell", "kernel", "tool", "extra")
+	// The preview compares base with base: layered packages stay and are
+	// not reported as removed.
+	if out := h.mustClient("upgrade", "--preview"); !strings.Contains(out, "upgraded   tool-1.0-1.noarch -> tool-2.0-1.noarch") || strings.Contains(out, "hello") {
+		t.Errorf("upgrade --preview:\n%s", out)
+	}
 	h.mustClient("upgrade")
 	d, dir = h.defaultDeployment()
 	if d.BaseChecksum != base2.String() {

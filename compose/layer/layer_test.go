@@ -92,6 +92,7 @@ func layerSpecs() []rpmfixture.Spec {
 		{Name: "enemy", Version: "1.0", Conflicts: []string{"basetool"}, Files: map[string]string{"/usr/share/enemy": "x\n"}},
 		{Name: "sleeper", Version: "1.0", Files: map[string]string{"/usr/share/sleeper": "x\n"}, Post: "touch /usr/share/sleeper-started\nwhile :; do :; done"},
 		{Name: "unsigned", Version: "1.0", Files: map[string]string{"/usr/share/unsigned": "x\n"}},
+		{Name: "wrongsig", Version: "1.0", Files: map[string]string{"/usr/share/wrongsig": "x\n"}},
 	}
 }
 
@@ -145,9 +146,15 @@ func buildFixture(t *testing.T) (*fixture, error) {
 	}
 	rpmfixture.CreateRepo(tb, baseDir, "xz")
 	layerDir := filepath.Join(fixDir, "layer")
+	// A second key, which the layer repository does not trust.
+	stranger := rpmfixture.NewEnv(tb, filepath.Join(fixDir, "stranger"), true)
 	for _, s := range layerSpecs() {
 		p := f.env.Build(tb, s, filepath.Join(layerDir, "Packages"))
-		if s.Name != "unsigned" {
+		switch s.Name {
+		case "unsigned":
+		case "wrongsig":
+			stranger.Sign(tb, p)
+		default:
 			f.env.Sign(tb, p)
 		}
 	}
@@ -497,6 +504,7 @@ func TestHostile(t *testing.T) {
 		{"unknown", Requests{Install: []string{"no-such-package"}}, []string{`no package provides "no-such-package"`}},
 		{"unsatisfiable", Requests{Install: []string{"needs-missing"}}, []string{"nothing provides nonexistent-capability >= 2 needed by needs-missing-1.0-1.noarch"}},
 		{"unsigned", Requests{Install: []string{"unsigned"}}, []string{"package unsigned-1.0-1.noarch from layer (gpgcheck)", "not signed"}},
+		{"wrongly signed", Requests{Install: []string{"wrongsig"}}, []string{"package wrongsig-1.0-1.noarch from layer (gpgcheck)", "signature"}},
 		{"corrupt", Requests{Install: []string{e.f.local["corrupt"]}}, []string{"install: " + e.f.local["corrupt"]}},
 		{"failing post", Requests{Install: []string{"failpost"}}, []string{"%post scriptlet of failpost-1.0-1.noarch failed: exit status 3", "failpost cannot configure itself"}},
 		{"rm -rf /", Requests{Install: []string{"rmrf"}}, []string{"%post scriptlet of rmrf-1.0-1.noarch"}},
