@@ -84,6 +84,10 @@ func newLayerHost(t *testing.T) *layerHost {
 // publishComposed composes the packages into the server repository on
 // the test ref, signs it and updates the summary.
 func (h *layerHost) publishComposed(pkgs ...string) object.Checksum {
+	return h.publishComposedOn(testRef, pkgs...)
+}
+
+func (h *layerHost) publishComposedOn(ref string, pkgs ...string) object.Checksum {
 	t := h.t
 	t.Helper()
 	h.version++
@@ -100,7 +104,7 @@ func (h *layerHost) publishComposed(pkgs ...string) object.Checksum {
 	b, _ := json.Marshal(map[string]any{"packages": locks})
 	os.WriteFile(lock, b, 0o644)
 	tf := filepath.Join(h.cfg, "tree.yaml")
-	os.WriteFile(tf, []byte(fmt.Sprintf("ref: %s\nrepos: [os]\nautomatic-version-prefix: \"10\"\npackages:\n%s\n", testRef, strings.Join(pk, "\n"))), 0o644)
+	os.WriteFile(tf, []byte(fmt.Sprintf("ref: %s\nrepos: [os]\nautomatic-version-prefix: \"10\"\npackages:\n%s\n", ref, strings.Join(pk, "\n"))), 0o644)
 	// After every commit newHost published.
 	epoch := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h.version) * time.Hour).Unix()
 	var log bytes.Buffer
@@ -247,6 +251,23 @@ func TestLayeringThroughTheDaemon(t *testing.T) {
 	h.mustClient("cleanup", "--rpm-cache")
 	if m, _ := filepath.Glob(filepath.Join(cache, "rpms", "*.rpm")); len(m) != 0 {
 		t.Errorf("left in the cache: %v", m)
+	}
+
+	// deploy and rebase apply the requests too.
+	h.mustClient("install", "hello")
+	h.mustClient("deploy", base1.String())
+	d, dir = h.defaultDeployment()
+	if d.BaseChecksum != base1.String() || !strings.Contains(rpmQA(t, dir), "hello-1.0-1.noarch") || !strings.Contains(rpmQA(t, dir), "tool-1.0-1.noarch") {
+		t.Errorf("deploy of the older base: %+v, rpm -qa %s", d, rpmQA(t, dir))
+	}
+	next := "testos/x86_64/next"
+	nextBase := h.publishComposedOn(next, "shell", "kernel", "tool", "extra")
+	h.mustClient("rebase", "origin:"+next)
+	d, dir = h.defaultDeployment()
+	origin, _ = os.ReadFile(dir + ".origin")
+	if d.BaseChecksum != nextBase.String() || d.Origin != "origin:"+next || !strings.Contains(string(origin), "baserefspec=origin:"+next) ||
+		!strings.Contains(rpmQA(t, dir), "hello-1.0-1.noarch") {
+		t.Errorf("rebase: %+v, rpm -qa %s\n%s", d, rpmQA(t, dir), origin)
 	}
 }
 
