@@ -17,8 +17,9 @@ import (
 func composeCommands() map[string]command {
 	return map[string]command{
 		"compose": {"build OS trees: from RPM packages (tree) or a directory (commit)", runGroup("compose", map[string]command{
-			"tree":   {"compose a treefile of RPM packages into a commit", composeTree},
-			"commit": {"commit a root filesystem directory with the OSTree conventions", composeCommit},
+			"tree":                  {"compose a treefile of RPM packages into a commit", composeTree},
+			"commit":                {"commit a root filesystem directory with the OSTree conventions", composeCommit},
+			"container-encapsulate": {"write a commit as an OCI image (ostree container format)", composeEncapsulate},
 		})},
 	}
 }

@@ -32,7 +32,7 @@ func repoCommands() map[string]command {
 		"rev-parse": {"print the checksum a revision names", repoRevParse},
 	}
 	// Each feature area registers its subcommands in its own file.
-	for _, more := range []map[string]command{repoSyncCommands(), repoDeltaCommands()} {
+	for _, more := range []map[string]command{repoSyncCommands(), repoDeltaCommands(), repoContainerCommands()} {
 		for name, c := range more {
 			cmds[name] = c
 		}

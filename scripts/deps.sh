@@ -18,6 +18,9 @@ packages=(
   attr            # getfattr/setfattr
   util-linux      # unshare, setpriv
   gcc zlib1g-dev   # cgo: .filez objects through the system zlib, as libostree writes them
+  docker-registry # a real OCI registry on 127.0.0.1 for the container tests
+  skopeo          # checks that our images are what container tools accept
+  buildah         # builds derived images FROM ours with a Containerfile
   cpio xz-utils zstd e2fsprogs
 )
 missing=()

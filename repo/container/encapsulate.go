@@ -361,4 +361,3 @@ func Encapsulate(ctx context.Context, r *repo.Repo, rev, dest string, opts Encap
 	ls, _ := img.Layers()
 	return Result{Commit: commit, ManifestDigest: d.String(), Layers: len(ls)}, nil
 }
-

@@ -1,0 +1,94 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/osupdate/os-update/repo/container"
+)
+
+// repoContainerCommands are the repo subcommands for OCI images.
+func repoContainerCommands() map[string]command {
+	return map[string]command{
+		"container": {"import OCI images in the ostree container format", runGroup("repo container", map[string]command{
+			"import": {"import an image (oci:, oci-archive:, docker://) as a commit", containerImport},
+		})},
+	}
+}
+
+func composeEncapsulate(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "compose container-encapsulate", "--repo DIR REF oci:PATH[:TAG]|oci-archive:PATH[:TAG]|docker://HOST/NAME:TAG [--max-layers N] [--label K=V]...")
+	open := repoFlag(f)
+	maxLayers := f.Int("max-layers", container.DefaultMaxLayers, "at most this many layers (the commit layer included)")
+	insecure := f.Bool("insecure", false, "plain HTTP without TLS verification (loopback registries only)")
+	var labels stringList
+	f.Var(&labels, "label", "add a config label K=V (repeatable)")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("want REF and DEST")
+	}
+	opts := container.EncapsulateOptions{MaxLayers: *maxLayers, Insecure: *insecure, Labels: map[string]string{}}
+	if *maxLayers < 1 {
+		return usagef("--max-layers must be at least 1")
+	}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return usagef("--label %q: want KEY=VALUE", l)
+		}
+		opts.Labels[k] = v
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	res, err := container.Encapsulate(ctx, r, pos[0], pos[1], opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: commit %s in %d layers, manifest %s\n", pos[1], res.Commit, res.Layers, res.ManifestDigest)
+	return nil
+}
+
+func containerImport(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "repo container import", "--repo DIR IMAGE --ref REF [--insecure]")
+	open := repoFlag(f)
+	ref := f.String("ref", "", "ref to point at the imported commit (required)")
+	insecure := f.Bool("insecure", false, "plain HTTP without TLS verification (loopback registries only)")
+	quiet := f.Bool("quiet", false, "print only the commit checksum")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one IMAGE")
+	}
+	if *ref == "" {
+		return usagef("--ref is required")
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opts := container.ImportOptions{Ref: *ref, Insecure: *insecure}
+	if !*quiet {
+		opts.Log = e.stdout
+	}
+	res, err := container.Import(ctx, r, pos[0], opts)
+	if err != nil {
+		return err
+	}
+	if *quiet {
+		fmt.Fprintln(e.stdout, res.Commit)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s: commit %s (image %s, %d layers fetched, %d already held, %d derived)\n",
+		*ref, res.Commit, res.ManifestDigest, len(res.Fetched), len(res.Held), res.Derived)
+	return nil
+}
