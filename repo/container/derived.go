@@ -173,6 +173,12 @@ func applyDerivedLayer(ctx context.Context, tx *repo.Transaction, t *mutableTree
 	return verify()
 }
 
+// runtimePlaceholders are files container runtimes bind-mount over during
+// RUN and may leave behind empty in the layer.
+var runtimePlaceholders = map[string]bool{
+	"etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true, "run/.containerenv": true,
+}
+
 func (t *mutableTree) apply(tx *repo.Transaction, h *tar.Header, tr io.Reader, layer int) error {
 	name, err := cleanName(h.Name)
 	if err != nil {
@@ -208,6 +214,11 @@ func (t *mutableTree) apply(tx *repo.Transaction, h *tar.Header, tr io.Reader, l
 		return nil
 	}
 	existing := parent.children[base]
+	if existing == nil && h.Typeflag == tar.TypeReg && h.Size == 0 && runtimePlaceholders[name] {
+		// An empty mount point a build tool (buildah, podman RUN) left
+		// behind; the base never had it, so it is no change of the image.
+		return nil
+	}
 	switch h.Typeflag {
 	case tar.TypeDir:
 		dm := &object.DirMeta{UID: uint32(h.Uid), GID: uint32(h.Gid), Mode: object.ModeDir | uint32(h.Mode)&0o7777, Xattrs: xattrsOf(h)}

@@ -121,6 +121,8 @@ func TestImportDerivedLayers(t *testing.T) {
 		{name: "etc/", typ: tar.TypeDir},
 		{name: "etc/os-release", typ: tar.TypeReg, data: "ID=derived\n"},
 		{name: "etc/.wh.removeme", typ: tar.TypeReg},
+		{name: "etc/hosts", typ: tar.TypeReg},                   // an empty RUN mount point: dropped
+		{name: "etc/hostname", typ: tar.TypeReg, data: "box\n"}, // a real file: kept
 		{name: "etc/opaque.d/", typ: tar.TypeDir},
 		{name: "etc/opaque.d/new", typ: tar.TypeReg, data: "new"},
 		{name: "etc/opaque.d/.wh..wh..opq", typ: tar.TypeReg},
@@ -139,43 +141,13 @@ func TestImportDerivedLayers(t *testing.T) {
 	if err != nil || cm.Parent != base {
 		t.Fatalf("derived commit parent %v %v, want %s", cm, err, base)
 	}
-	paths := func(c object.Checksum) map[string]object.Checksum {
-		v, err := dst.ViewCommit(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]object.Checksum{}
-		err = v.Walk("/", func(e repo.TreeEntry) error {
-			out[e.Path] = e.File
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	before, after := paths(base), paths(res.Commit)
-	var added, removed, changed []string
-	for p, c := range after {
-		if old, ok := before[p]; !ok {
-			added = append(added, p)
-		} else if old != c {
-			changed = append(changed, p)
-		}
-	}
-	for p := range before {
-		if _, ok := after[p]; !ok {
-			removed = append(removed, p)
-		}
-	}
-	sort.Strings(added)
-	sort.Strings(removed)
+	added, removed, changed := treeDiff(t, dst, base, res.Commit)
 	want := func(name string, got []string, w ...string) {
 		if strings.Join(got, " ") != strings.Join(w, " ") {
 			t.Errorf("%s: %q, want %q", name, got, w)
 		}
 	}
-	want("added", added, "/usr/bin/added", "/usr/bin/added-link", "/usr/etc/opaque.d/new")
+	want("added", added, "/usr/bin/added", "/usr/bin/added-link", "/usr/etc/hostname", "/usr/etc/opaque.d/new")
 	want("removed", removed, "/usr/etc/opaque.d/sub", "/usr/etc/opaque.d/sub/old", "/usr/etc/removeme", "/usr/lib/pkga/a2")
 	want("changed", changed, "/usr/etc/os-release")
 	v, _ := dst.ViewCommit(res.Commit)
@@ -336,6 +308,44 @@ func TestImportHugeLayerBoundedMemory(t *testing.T) {
 	if p := peak.Load(); p > 96<<20 {
 		t.Errorf("heap peaked at %d MiB importing a %d MiB layer: not streaming", p>>20, size>>20)
 	}
+}
+
+// treeDiff lists the paths only in b (added), only in a (removed), and
+// files whose content object differs (changed), each sorted.
+func treeDiff(t *testing.T, r *repo.Repo, a, b object.Checksum) (added, removed, changed []string) {
+	t.Helper()
+	paths := func(c object.Checksum) map[string]object.Checksum {
+		v, err := r.ViewCommit(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]object.Checksum{}
+		err = v.Walk("/", func(e repo.TreeEntry) error {
+			out[e.Path] = e.File
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before, after := paths(a), paths(b)
+	for p, c := range after {
+		if old, ok := before[p]; !ok {
+			added = append(added, p)
+		} else if old != c {
+			changed = append(changed, p)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	sort.Strings(changed)
+	return added, removed, changed
 }
 
 type zeros struct{}

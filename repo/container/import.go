@@ -42,6 +42,7 @@ type ImportResult struct {
 	Commit         object.Checksum // what Ref points at now
 	BaseCommit     object.Checksum // the ostree commit of the image
 	ManifestDigest string
+	ConfigDigest   string
 	Fetched        []string // layer digests downloaded
 	Held           []string // layer digests already in the repository
 	Derived        int      // non-ostree layers applied on top
@@ -92,6 +93,7 @@ func Import(ctx context.Context, r *repo.Repo, imageRef string, opts ImportOptio
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
+	res.ConfigDigest = mf.Config.Digest.String()
 	labels := cf.Config.Labels
 	final, commitStr := labels[LabelFinalDiff], labels[LabelCommit]
 	if final == "" || commitStr == "" {
