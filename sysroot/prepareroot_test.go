@@ -2,6 +2,7 @@ package sysroot
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -73,15 +74,43 @@ func probe() int {
 	return 0
 }
 
+// staticSelf returns this test binary, rebuilt without cgo when it is
+// dynamically linked: it runs as the new root's program, and the test
+// tree has no dynamic loader or libraries.
+func staticSelf(t *testing.T) []byte {
+	t.Helper()
+	f, err := elf.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynamic := false
+	for _, p := range f.Progs {
+		dynamic = dynamic || p.Type == elf.PT_INTERP
+	}
+	f.Close()
+	path := os.Args[0]
+	if dynamic {
+		goTool := testutil.RequireTool(t, "go")
+		path = filepath.Join(t.TempDir(), "probe")
+		cmd := exec.Command(goTool, "test", "-c", "-o", path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build a static probe: %v\n%s", err, out)
+		}
+	}
+	self, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self
+}
+
 func TestPrepareRoot(t *testing.T) {
 	testutil.RequireRoot(t)
 	unshare := testutil.RequireTool(t, "unshare")
 	dir := t.TempDir()
 	s := newSysroot(t, dir)
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := staticSelf(t)
 	spec := treeSpec{version: "1", files: map[string]string{"usr/bin/probe": string(self)}, modes: map[string]os.FileMode{"usr/bin/probe": 0o755}}
 	commitTree(t, s.Repo(), "os", spec)
 	deploy(t, s, "os", func(o *DeployOptions) { o.Kargs = []string{"rw"} })
