@@ -277,7 +277,7 @@ func indexArg(cmd string, pos []string) (int, error) {
 }
 
 func runUndeploy(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "admin undeploy", "INDEX [--sysroot DIR]")
+	f := newFlags(e, "admin undeploy", "INDEX|NAME [--sysroot DIR]")
 	sf := addSysrootFlags(f)
 	pos, err := f.parse(args)
 	if err != nil {
