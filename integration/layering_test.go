@@ -60,6 +60,8 @@ func newLayerHost(t *testing.T) *layerHost {
 		{Name: "hello", Version: "1.0", Requires: []string{"hello-lib", "/bin/sh"}, Files: map[string]string{"/usr/bin/hello": "hello\n"},
 			Post: "echo \"post $1\" > /usr/share/hello-post"},
 		{Name: "hello-lib", Version: "1.0", Files: map[string]string{"/usr/lib/hello-lib": "lib\n"}},
+		{Name: "failpost", Version: "1.0", Files: map[string]string{"/usr/share/failpost": "x\n"},
+			Post: "echo 'failpost: cannot configure' >&2\nexit 4"},
 		{Name: "sleeper", Version: "1.0", Files: map[string]string{"/usr/share/sleeper": "x\n"}, Post: "touch /usr/share/sleeper-started\nwhile :; do :; done"},
 	} {
 		h.env.Sign(t, h.env.Build(t, s, filepath.Join(layerRepo, "Packages")))
@@ -307,5 +309,23 @@ func TestLayeringCancel(t *testing.T) {
 	}
 	if after := h.status(); len(after.Deployments) != len(before.Deployments) || after.Deployments[0].Checksum != before.Deployments[0].Checksum {
 		t.Error("a cancelled install changed the deployments")
+	}
+
+	// A failing %post: the transaction fails naming the package and
+	// showing the script's output; nothing is deployed or left behind.
+	etcBefore, _ := os.ReadFile("/etc/passwd")
+	out, errOut, err := h.client("install", "failpost")
+	if err == nil || !strings.Contains(out+errOut, "%post scriptlet of failpost-1.0-1.noarch failed: exit status 4") ||
+		!strings.Contains(out+errOut, "failpost: cannot configure") {
+		t.Errorf("failing %%post: %v\n%s%s", err, out, errOut)
+	}
+	if after := h.status(); len(after.Deployments) != len(before.Deployments) || after.Deployments[0].Checksum != before.Deployments[0].Checksum {
+		t.Error("a failed install changed the deployments")
+	}
+	if m, _ := filepath.Glob(filepath.Join(tmp, "layer-*")); len(m) != 0 {
+		t.Errorf("left behind: %v", m)
+	}
+	if etcAfter, _ := os.ReadFile("/etc/passwd"); string(etcAfter) != string(etcBefore) {
+		t.Error("the host's /etc/passwd changed")
 	}
 }
