@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/osupdate/os-update/compose"
 	"github.com/osupdate/os-update/repo/container"
 )
 
@@ -18,10 +19,11 @@ func repoContainerCommands() map[string]command {
 }
 
 func composeEncapsulate(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "compose container-encapsulate", "--repo DIR REF oci:PATH[:TAG]|oci-archive:PATH[:TAG]|docker://HOST/NAME:TAG [--max-layers N] [--label K=V]...")
+	f := newFlags(e, "compose container-encapsulate", "--repo DIR REF oci:PATH[:TAG]|oci-archive:PATH[:TAG]|docker://HOST/NAME:TAG [--max-layers N] [--label K=V]... [--group-by-path]")
 	open := repoFlag(f)
 	maxLayers := f.Int("max-layers", container.DefaultMaxLayers, "at most this many layers (the commit layer included)")
 	insecure := f.Bool("insecure", false, "plain HTTP without TLS verification (loopback registries only)")
+	byPath := f.Bool("group-by-path", false, "group files into layers by directory even when the commit has an rpm database")
 	var labels stringList
 	f.Var(&labels, "label", "add a config label K=V (repeatable)")
 	pos, err := f.parse(args)
@@ -47,6 +49,19 @@ func composeEncapsulate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer r.Close()
+	if !*byPath {
+		commit, err := r.ResolveRev(pos[0])
+		if err != nil {
+			return err
+		}
+		owners, err := compose.PackageFiles(ctx, r, commit, nil)
+		if err != nil {
+			return fmt.Errorf("%w (--group-by-path does without the rpm database)", err)
+		}
+		if owners != nil {
+			opts.PackageOf = func(p string) string { return owners[p] }
+		}
+	}
 	res, err := container.Encapsulate(ctx, r, pos[0], pos[1], opts)
 	if err != nil {
 		return err

@@ -39,6 +39,10 @@ type EncapsulateOptions struct {
 	Labels    map[string]string // extra config labels
 	Insecure  bool              // plain HTTP registry; refused unless the host is loopback
 	TmpDir    string            // for layer files; "" for os.TempDir
+	// PackageOf, if set, names the package owning a path ("" for none):
+	// files are then grouped by package (compose.PackageFiles reads the
+	// rpm database of a composed commit).
+	PackageOf func(path string) string
 }
 
 // Result describes a written image.
@@ -56,12 +60,17 @@ type chunk struct {
 }
 
 // component groups a path by content: the kernel and its modules, else
-// the first three directory levels (usr/lib/NAME, usr/share/NAME), where
+// the package owning it when known, else the first three directory levels (usr/lib/NAME, usr/share/NAME), where
 // one package's files usually sit together.
-func component(p string) string {
+func component(p string, packageOf func(string) string) string {
 	switch {
 	case strings.HasPrefix(p, "/usr/lib/modules/"), strings.HasPrefix(p, "/boot/"), strings.HasPrefix(p, "/usr/lib/ostree-boot/"):
 		return "kernel"
+	}
+	if packageOf != nil {
+		if pkg := packageOf(p); pkg != "" {
+			return "rpm/" + pkg
+		}
 	}
 	dirs := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	dirs = dirs[:len(dirs)-1]
@@ -78,7 +87,7 @@ func component(p string) string {
 // chunks; what is left goes to the final (commit) layer. The biggest
 // components get their own layers; the layer order follows names, so an
 // update that changes one component changes one layer.
-func plan(r *repo.Repo, commit object.Checksum, maxLayers int) ([]chunk, chunk, map[object.Checksum][]string, error) {
+func plan(r *repo.Repo, commit object.Checksum, maxLayers int, packageOf func(string) string) ([]chunk, chunk, map[object.Checksum][]string, error) {
 	v, err := r.ViewCommit(commit)
 	if err != nil {
 		return nil, chunk{}, nil, err
@@ -102,7 +111,7 @@ func plan(r *repo.Repo, commit object.Checksum, maxLayers int) ([]chunk, chunk, 
 	for _, c := range order {
 		ps := paths[c]
 		sort.Strings(ps)
-		name := component(ps[0])
+		name := component(ps[0], packageOf)
 		ch := comps[name]
 		if ch == nil {
 			ch = &chunk{name: name}
@@ -210,7 +219,7 @@ func BuildImage(ctx context.Context, r *repo.Repo, commit object.Checksum, opts 
 		cleanup()
 		return nil, nil, fmt.Errorf("encapsulate %s: %w", commit, err)
 	}
-	chunks, rest, paths, err := plan(r, commit, maxLayers)
+	chunks, rest, paths, err := plan(r, commit, maxLayers, opts.PackageOf)
 	if err != nil {
 		return fail(err)
 	}
