@@ -234,3 +234,27 @@ func TestImportFetchesOnlyChangedLayers(t *testing.T) {
 	}
 	ostreeFsck(t, dst)
 }
+
+// oci:PATH replaces an earlier layout, never an unrelated directory.
+func TestEncapsulateRefusesToReplaceOtherDirectories(t *testing.T) {
+	src, _ := sourceRepo(t, "package b v1")
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "precious")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "keep"), []byte("mine"), 0o644)
+	_, err := Encapsulate(ctx, src, "os/test", "oci:"+dir, EncapsulateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "not an OCI image layout") {
+		t.Fatalf("encapsulate over a directory: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "mine" {
+		t.Fatalf("the directory was touched: %q %v", b, err)
+	}
+	layout := filepath.Join(t.TempDir(), "img")
+	for i := 0; i < 2; i++ {
+		if _, err := Encapsulate(ctx, src, "os/test", "oci:"+layout, EncapsulateOptions{}); err != nil {
+			t.Fatalf("encapsulate #%d over an earlier image: %v", i+1, err)
+		}
+	}
+}

@@ -148,6 +148,12 @@ func writeLayout(dir string, img v1.Image, tag string) error {
 // replaceDir builds a directory beside dest and moves it into place, so
 // a reader never sees a half-written layout.
 func replaceDir(dest string, fill func(tmp string) error) error {
+	if st, err := os.Lstat(dest); err == nil {
+		// Only an earlier image is replaced, never an unrelated directory.
+		if _, lerr := os.Lstat(filepath.Join(dest, "oci-layout")); !st.IsDir() || lerr != nil {
+			return fmt.Errorf("%s exists and is not an OCI image layout: refusing to replace it", dest)
+		}
+	}
 	parent := filepath.Dir(dest)
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".tmp-")
 	if err != nil {
