@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,12 +18,16 @@ import (
 
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // startRegistry runs Debian's docker-registry on 127.0.0.1 with storage
 // in a temporary directory; it returns the host:port and the path of the
 // access log.
-func startRegistry(t *testing.T) (string, string) {
+func startRegistry(t *testing.T) (string, string) { return startRegistryWith(t, "") }
+
+// startRegistryWith adds extra YAML (e.g. an auth section) to the config.
+func startRegistryWith(t *testing.T, extra string) (string, string) {
 	t.Helper()
 	bin := testutil.RequireTool(t, "docker-registry")
 	dir := t.TempDir()
@@ -41,7 +46,7 @@ storage:
     rootdirectory: %s
 http:
   addr: %s
-`, filepath.Join(dir, "data"), addr)), 0o644)
+%s`, filepath.Join(dir, "data"), addr, extra)), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +72,7 @@ http:
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return addr, logPath
 			}
 		}
@@ -268,4 +273,40 @@ RUN rm /etc/removeme && echo ID=derived > /etc/os-release
 		t.Fatalf("/usr/etc/os-release: %q %v", b, err)
 	}
 	ostreeFsck(t, dst)
+}
+
+// Credentials come from the usual auth.json ($REGISTRY_AUTH_FILE, as
+// podman and skopeo write it); without them the registry refuses.
+func TestRegistryAuthFromAuthJSON(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	os.WriteFile(htpasswd, []byte("builder:"+string(hash)+"\n"), 0o644)
+	addr, _ := startRegistryWith(t, fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", htpasswd))
+	t.Setenv("HOME", dir) // no ~/.docker/config.json of the machine
+	t.Setenv("DOCKER_CONFIG", "")
+	t.Setenv("XDG_RUNTIME_DIR", dir)
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	src, c := sourceRepo(t, "package b v1")
+	ctx := context.Background()
+	ref := "docker://" + addr + "/private/os:1"
+	_, err = Encapsulate(ctx, src, "os/test", ref, EncapsulateOptions{Insecure: true})
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
+		t.Fatalf("push without credentials: %v, want unauthorized", err)
+	}
+	authFile := filepath.Join(dir, "auth.json")
+	cred := base64.StdEncoding.EncodeToString([]byte("builder:s3cret"))
+	os.WriteFile(authFile, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, addr, cred)), 0o600)
+	t.Setenv("REGISTRY_AUTH_FILE", authFile)
+	if _, err := Encapsulate(ctx, src, "os/test", ref, EncapsulateOptions{Insecure: true}); err != nil {
+		t.Fatalf("push with auth.json: %v", err)
+	}
+	dst := newRepo(t, repo.ModeBare)
+	if res, err := Import(ctx, dst, ref, ImportOptions{Ref: "os", Insecure: true}); err != nil || res.Commit != c {
+		t.Fatalf("pull with auth.json: %v %v", res.Commit, err)
+	}
 }
