@@ -149,8 +149,11 @@ func writeLayout(dir string, img v1.Image, tag string) error {
 // a reader never sees a half-written layout.
 func replaceDir(dest string, fill func(tmp string) error) error {
 	if st, err := os.Lstat(dest); err == nil {
-		// Only an earlier image is replaced, never an unrelated directory.
-		if _, lerr := os.Lstat(filepath.Join(dest, "oci-layout")); !st.IsDir() || lerr != nil {
+		// Only an earlier image or an empty directory is replaced, never
+		// an unrelated directory.
+		_, lerr := os.Lstat(filepath.Join(dest, "oci-layout"))
+		ents, _ := os.ReadDir(dest)
+		if !st.IsDir() || lerr != nil && len(ents) > 0 {
 			return fmt.Errorf("%s exists and is not an OCI image layout: refusing to replace it", dest)
 		}
 	}
