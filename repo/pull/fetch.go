@@ -92,6 +92,10 @@ func newFetcher(opts *Options, tlsOpts TLSOptions) (*fetcher, error) {
 		DisableCompression: true,
 		ForceAttemptHTTP2:  false,
 	}
+	// file:// remotes (a repository on a local disk, e.g. removable
+	// media): served by the standard library's file transport, so they
+	// share every check, bound and retry of HTTP.
+	tr.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
 	client := &http.Client{
 		Transport: tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {

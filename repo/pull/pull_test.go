@@ -593,3 +593,38 @@ func TestSummaryCache(t *testing.T) {
 	}
 	fsckClean(t, local)
 }
+
+// TestPullFileURL: a file:// source (a repository on a local disk, as a
+// second virtual disk in the boot tests) pulls like HTTP, deltas included,
+// and a missing repository is a clear error.
+func TestPullFileURL(t *testing.T) {
+	f := newFixture(t)
+	local := newLocal(t, repo.ModeBare)
+	url := "file://" + f.served.Path()
+	if _, err := Pull(context.Background(), local, f.source(t, url), Options{Refs: []string{"os/main"}}); err != nil {
+		t.Fatal(err)
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, f.commit, f.tree)
+
+	os.WriteFile(filepath.Join(f.tree, "usr/share/many/f011"), []byte("by file"), 0o644)
+	c2 := servetest.Commit(t, f.served, f.tree, "os/main", "second", []sign.Signer{f.signer}, nil)
+	if _, err := delta.Generate(context.Background(), f.served, f.commit, c2, delta.GenerateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	servetest.Commit(t, f.served, f.tree, "os/unused", "refresh summary", nil, []sign.Signer{f.signer})
+	res, err := Pull(context.Background(), local, f.source(t, url), Options{Refs: []string{"os/main"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeltasUsed != 1 {
+		t.Fatalf("delta not used over file://: %+v", res)
+	}
+	fsckClean(t, local)
+	checkoutEqual(t, local, c2, f.tree)
+
+	_, err = Pull(context.Background(), newLocal(t, repo.ModeBare), f.source(t, "file:///nonexistent/repo"), Options{Refs: []string{"os/main"}, Retries: 1})
+	if err == nil || !strings.Contains(err.Error(), "nonexistent") {
+		t.Fatalf("missing file:// repository: %v", err)
+	}
+}

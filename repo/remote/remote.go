@@ -134,8 +134,14 @@ func checkURL(s string) error {
 	if err != nil {
 		return fmt.Errorf("url %q: %w", s, err)
 	}
+	if u.Scheme == "file" {
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return fmt.Errorf("url %q: a file URL needs an absolute path and no host (file:///PATH)", s)
+		}
+		return nil
+	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("url %q: only http and https are supported", s)
+		return fmt.Errorf("url %q: only http, https and file are supported", s)
 	}
 	if u.Host == "" {
 		return fmt.Errorf("url %q: no host", s)

@@ -34,6 +34,15 @@ func TestAddListDelete(t *testing.T) {
 	if err := s.Add(&Remote{Name: "ftp", URL: "ftp://x/"}, AddOptions{}); err == nil {
 		t.Fatal("ftp accepted")
 	}
+	if err := s.Add(&Remote{Name: "filehost", URL: "file://host/repo"}, AddOptions{}); err == nil || !strings.Contains(err.Error(), "file:///PATH") {
+		t.Fatalf("file URL with a host: %v", err)
+	}
+	if err := s.Add(&Remote{Name: "disk", URL: "file:///mnt/updates/repo"}, AddOptions{}); err != nil {
+		t.Fatalf("file URL refused: %v", err)
+	}
+	if err := s.Delete("disk", false); err != nil {
+		t.Fatal(err)
+	}
 	rd := filepath.Join(dir, "etc-remotes.d")
 	s.ExtraDirs = []string{rd}
 	if err := s.Add(&Remote{Name: "second", URL: "https://example.com/repo"}, AddOptions{Dir: rd}); err != nil {
