@@ -6,9 +6,14 @@ import (
 	"os"
 
 	"github.com/osupdate/os-update/client"
+	"github.com/osupdate/os-update/compose/initramfs"
 )
 
 func main() {
+	// The same static binary is the /init of the initramfs compose builds.
+	if initramfs.IsInitramfsInit(os.Args[0]) {
+		initramfs.Main(os.Stderr)
+	}
 	stop := startProfiles()
 	code := client.Main(os.Args[1:], os.Stdout, os.Stderr)
 	stop()

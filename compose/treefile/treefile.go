@@ -44,6 +44,10 @@ type Treefile struct {
 	Releasever             string
 	Documentation          bool
 	Recommends             bool
+	// InitramfsModules are kernel modules (by name) that the initramfs
+	// compose builds loads, with their dependencies, before mounting the
+	// root (e.g. virtio_pci, virtio_blk).
+	InitramfsModules []string
 	// RepoDirs are the directories searched for .repo files: those of the
 	// treefile and of every included file.
 	RepoDirs []string
@@ -68,6 +72,7 @@ type raw struct {
 	Releasever             string     `yaml:"releasever"`
 	Documentation          *bool      `yaml:"documentation"`
 	Recommends             *bool      `yaml:"recommends"`
+	InitramfsModules       []string   `yaml:"initramfs-modules"`
 }
 
 var knownKeys = map[string]bool{
@@ -75,6 +80,7 @@ var knownKeys = map[string]bool{
 	"remove-files": true, "remove-from-packages": true, "add-files": true, "postprocess": true,
 	"units": true, "default-target": true, "etc-group-members": true, "mutate-os-release": true,
 	"automatic-version-prefix": true, "releasever": true, "documentation": true, "recommends": true,
+	"initramfs-modules": true,
 }
 
 const maxIncludeDepth = 32
@@ -237,6 +243,9 @@ func (t *Treefile) apply(r *raw, dir, name string) error {
 	}
 	t.Postprocess = append(t.Postprocess, r.Postprocess...)
 	t.Units = appendUnique(t.Units, r.Units...)
+	for _, m := range r.InitramfsModules {
+		t.InitramfsModules = appendUnique(t.InitramfsModules, strings.Fields(m)...)
+	}
 	t.EtcGroupMembers = appendUnique(t.EtcGroupMembers, r.EtcGroupMembers...)
 	t.RepoDirs = appendUnique(t.RepoDirs, dir)
 	return nil

@@ -23,6 +23,7 @@ ref: base/ref
 repos: [fixture]
 packages: [sh, "a b"]
 documentation: false
+initramfs-modules: [virtio_pci]
 postprocess:
   - "echo base"
 `)
@@ -36,10 +37,14 @@ add-files:
 recommends: false
 automatic-version-prefix: "38"
 postprocess: ["echo main"]
+initramfs-modules: ["virtio_blk virtio_pci"]
 `)
 	tf, err := Load(p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := strings.Join(tf.InitramfsModules, ","); got != "virtio_pci,virtio_blk" {
+		t.Errorf("initramfs-modules %s", got)
 	}
 	if tf.Ref != "os/38/x86_64" {
 		t.Errorf("ref %q", tf.Ref)
