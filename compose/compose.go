@@ -80,6 +80,10 @@ type Options struct {
 	// RPM is the rpm binary that writes the tree's rpm database ("" =
 	// from PATH).
 	RPM string
+	// InitramfsInit is a static os-update binary to use as the /init of
+	// the initramfs built for a tree that has a kernel but no initramfs
+	// and no /usr/bin/os-update of its own.
+	InitramfsInit string
 	// Log receives progress messages; nil discards them.
 	Log io.Writer
 	// Sign, if set, signs the new commit (detached metadata) before the
@@ -329,6 +333,14 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 	res.Timings.Postprocess = time.Since(t0) - res.Timings.Scripts + c.scriptsBefore
 	for _, n := range pp.Notes {
 		c.logf("%s", n)
+	}
+	note, err := ensureInitramfs(work, pp.KernelVersion, tf.InitramfsModules, c.opts.InitramfsInit, c.timestamp(sol.Install))
+	if err != nil {
+		return res, err
+	}
+	if note != "" {
+		res.Notes = append(res.Notes, note)
+		c.logf("%s", note)
 	}
 
 	// Commit.

@@ -2,17 +2,20 @@ package compose
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/osupdate/os-update/internal/rpmfixture"
 	"github.com/osupdate/os-update/internal/testutil"
@@ -670,4 +673,77 @@ func TestPublishSigned(t *testing.T) {
 		t.Errorf("pulled %s, want %s", c, second.Commit)
 	}
 	ostree(t, "fsck", "--repo", client)
+}
+
+// TestCommitRootfsInitramfs: a tree with a kernel, no initramfs and its own
+// static /usr/bin/os-update gets a built initramfs whose /init is that
+// binary; a tree that ships an initramfs keeps it byte for byte; without
+// any static os-update the tree stays without one, with a note.
+func TestCommitRootfsInitramfs(t *testing.T) {
+	testutil.RequireRoot(t)
+	busybox := testutil.RequireTool(t, "busybox") // a static ELF stands in for os-update
+	cpio := testutil.RequireTool(t, "cpio")
+	static, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r := newRepo(t, filepath.Join(dir, "repo"))
+	mk := func(name string, files map[string][]byte) string {
+		root := filepath.Join(dir, name)
+		for p, body := range files {
+			os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+			os.WriteFile(filepath.Join(root, p), body, 0o755)
+		}
+		return root
+	}
+	read := func(c object.Checksum, p string) []byte {
+		out := filepath.Join(t.TempDir(), "co")
+		if err := r.Checkout(context.Background(), c, out, repo.CheckoutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(out, p))
+		return b
+	}
+
+	withInit := mk("a", map[string][]byte{"boot/vmlinuz-6.0-t": []byte("K"), "usr/bin/os-update": static})
+	c, pp, err := CommitRootfs(context.Background(), RootfsOptions{Rootfs: withInit, Repo: r, Branch: "a/os", Timestamp: time.Unix(1000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := read(c, "usr/lib/modules/6.0-t/initramfs.img")
+	if len(img) == 0 {
+		t.Fatalf("no initramfs built; notes %q", pp.Notes)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	cmd := exec.Command(cpio, "-idm", "--quiet", "--no-absolute-filenames")
+	cmd.Dir, cmd.Stdin = out, zr
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cpio: %v: %s", err, o)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "init")); !bytes.Equal(got, static) {
+		t.Fatal("/init is not the tree's os-update")
+	}
+
+	own := mk("b", map[string][]byte{"boot/vmlinuz-6.0-t": []byte("K"), "boot/initramfs-6.0-t.img": []byte("dracut's"), "usr/bin/os-update": static})
+	c, _, err = CommitRootfs(context.Background(), RootfsOptions{Rootfs: own, Repo: r, Branch: "b/os"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(c, "usr/lib/modules/6.0-t/initramfs.img"); string(got) != "dracut's" {
+		t.Fatalf("distribution initramfs replaced: %q", got)
+	}
+
+	none := mk("c", map[string][]byte{"boot/vmlinuz-6.0-t": []byte("K")})
+	c, pp, err = CommitRootfs(context.Background(), RootfsOptions{Rootfs: none, Repo: r, Branch: "c/os"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(c, "usr/lib/modules/6.0-t/initramfs.img"); got != nil || !strings.Contains(strings.Join(pp.Notes, "\n"), "no initramfs built") {
+		t.Fatalf("initramfs %d bytes, notes %q", len(got), pp.Notes)
+	}
 }

@@ -28,10 +28,12 @@ type RootfsOptions struct {
 	Version string // commit "version"; "" for none
 	// Timestamp of the commit; zero uses SOURCE_DATE_EPOCH semantics of
 	// the caller, or now.
-	Timestamp  time.Time
-	Workers    int
-	Sign       func(r *repo.Repo, commit object.Checksum) error
-	PostCommit func(ctx context.Context, r *repo.Repo, ref string, parent, commit object.Checksum) error
+	Timestamp time.Time
+	Workers   int
+	// InitramfsInit: see Options.InitramfsInit.
+	InitramfsInit string
+	Sign          func(r *repo.Repo, commit object.Checksum) error
+	PostCommit    func(ctx context.Context, r *repo.Repo, ref string, parent, commit object.Checksum) error
 }
 
 // CommitRootfs applies the OSTree conventions to a copy of a root
@@ -84,6 +86,13 @@ func CommitRootfs(ctx context.Context, opts RootfsOptions) (object.Checksum, *po
 	ts := opts.Timestamp
 	if ts.IsZero() {
 		ts = time.Now()
+	}
+	note, err := ensureInitramfs(work, pp.KernelVersion, nil, opts.InitramfsInit, ts.Unix())
+	if err != nil {
+		return zero, pp, err
+	}
+	if note != "" {
+		pp.Notes = append(pp.Notes, note)
 	}
 	commit, err := commitTree(ctx, opts.Repo, work, repo.CommitOptions{
 		Branch: opts.Branch, Parent: parent, Orphan: parent.IsZero(), Subject: opts.Subject,

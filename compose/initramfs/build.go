@@ -32,8 +32,10 @@ type Options struct {
 	KernelVersion string
 	// Modules are module names to load at boot (dependencies added).
 	Modules []string
-	// InitPath is the static os-update binary to run as /init.
+	// InitPath is the static os-update binary to run as /init; InitData,
+	// if set, is its content instead (read from the tree).
 	InitPath string
+	InitData []byte
 	// MTime stamps every entry (SOURCE_DATE_EPOCH), for reproducible
 	// archives.
 	MTime int64
@@ -48,11 +50,18 @@ type Result struct {
 // IsStatic reports whether the ELF file at p needs no dynamic loader, as
 // the first program of an otherwise empty initramfs must.
 func IsStatic(p string) (bool, error) {
-	f, err := elf.Open(p)
+	data, err := os.ReadFile(p)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	return isStaticELF(data)
+}
+
+func isStaticELF(data []byte) (bool, error) {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return false, err
+	}
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			return false, nil
@@ -67,19 +76,28 @@ func Build(w io.Writer, opts Options) (*Result, error) {
 	if opts.KernelVersion == "" || strings.ContainsAny(opts.KernelVersion, "/\x00") {
 		return nil, fmt.Errorf("initramfs: bad kernel version %q", opts.KernelVersion)
 	}
-	static, err := IsStatic(opts.InitPath)
+	initData := opts.InitData
+	if initData == nil {
+		var err error
+		if initData, err = os.ReadFile(opts.InitPath); err != nil {
+			return nil, fmt.Errorf("initramfs: %w", err)
+		}
+	}
+	static, err := isStaticELF(initData)
 	if err != nil {
 		return nil, fmt.Errorf("initramfs: init program %s: %w", opts.InitPath, err)
 	}
 	if !static {
 		return nil, fmt.Errorf("initramfs: init program %s is dynamically linked (build it with CGO_ENABLED=0)", opts.InitPath)
 	}
-	initData, err := os.ReadFile(opts.InitPath)
-	if err != nil {
-		return nil, fmt.Errorf("initramfs: %w", err)
-	}
 	modRel := "usr/lib/modules/" + opts.KernelVersion
 	modDir := filepath.Join(opts.Tree, modRel)
+	// The modules directory must be inside the tree (no symlink out of it).
+	if realTree, err := filepath.EvalSymlinks(opts.Tree); err == nil {
+		if realMod, err := filepath.EvalSymlinks(modDir); err == nil && !strings.HasPrefix(realMod, realTree+"/") {
+			return nil, fmt.Errorf("initramfs: /%s leads outside the tree", modRel)
+		}
+	}
 	var mods []Module
 	if len(opts.Modules) > 0 {
 		if mods, err = ResolveModules(modDir, opts.Modules); err != nil {
