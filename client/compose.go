@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/osupdate/os-update/compose"
+	"github.com/osupdate/os-update/compose/image"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
 )
@@ -20,6 +22,7 @@ func composeCommands() map[string]command {
 			"tree":                  {"compose a treefile of RPM packages into a commit", composeTree},
 			"commit":                {"commit a root filesystem directory with the OSTree conventions", composeCommit},
 			"container-encapsulate": {"write a commit as an OCI image (ostree container format)", composeEncapsulate},
+			"image":                 {"write a bootable disk image of a commit (MBR, ext4, extlinux)", composeImage},
 		})},
 	}
 }
@@ -125,6 +128,8 @@ func composeCommit(ctx context.Context, e *env, args []string) error {
 	subject := f.String("subject", "", "commit subject")
 	version := f.String("version", "", "commit version metadata")
 	sde := f.String("source-date-epoch", "", "commit timestamp (default: $SOURCE_DATE_EPOCH, else now)")
+	var mods stringList
+	f.Var(&mods, "initramfs-module", "kernel module the built initramfs loads, with its dependencies (repeatable; as the treefile's initramfs-modules)")
 	pub := addPublishFlags(f)
 	pos, err := f.parse(args)
 	if err != nil {
@@ -155,7 +160,7 @@ func composeCommit(ctx context.Context, e *env, args []string) error {
 	}
 	commit, pp, err := compose.CommitRootfs(ctx, compose.RootfsOptions{
 		Rootfs: pos[0], Repo: r, Branch: *branch, Subject: *subject, Version: *version, Timestamp: ts,
-		Sign: signFn, PostCommit: post,
+		Sign: signFn, PostCommit: post, InitramfsModules: mods,
 	})
 	if err != nil {
 		return fmt.Errorf("compose commit %s: %w", pos[0], err)
@@ -164,5 +169,61 @@ func composeCommit(ctx context.Context, e *env, args []string) error {
 		e.printf("%s\n", n)
 	}
 	e.printf("%s\n", commit)
+	return nil
+}
+
+func composeImage(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "compose image", "--repo DIR --ref REF --output disk.raw [--size 2G] [--bootloader extlinux] [--karg ARG]... [--format raw|qcow2] [--remote NAME [--remote-url URL] [--no-gpg-verify]] [--os NAME]")
+	open := repoFlag(f)
+	ref := f.String("ref", "", "branch of the repository to deploy (required)")
+	output := f.String("output", "", "image file to write (required); it appears only when complete")
+	size := f.String("size", "", "disk size, e.g. 2G or 700M (default: twice the minimum for the commit)")
+	bl := f.String("bootloader", "extlinux", "boot loader: "+strings.Join(image.Bootloaders, ", "))
+	format := f.String("format", "raw", "image format: raw or qcow2 (needs qemu-img)")
+	osName := f.String("os", "os", "stateroot name")
+	remoteName := f.String("remote", "", "remote the deployment's origin follows (REMOTE:REF)")
+	remoteURL := f.String("remote-url", "", "URL of that remote, written into the image (http://, https:// or file:///)")
+	noVerify := f.Bool("no-gpg-verify", false, "write the remote with gpg-verify=false (unsigned repositories)")
+	sde := f.String("source-date-epoch", "", "file system timestamps (default: $SOURCE_DATE_EPOCH, else the commit's time)")
+	var kargs stringList
+	f.Var(&kargs, "karg", "kernel argument, e.g. console=ttyS0 (repeatable; root= and ostree= are set)")
+	f.Var(&kargs, "kargs", "same as --karg")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("compose image: unexpected argument %q", pos[0])
+	}
+	if *ref == "" || *output == "" {
+		return usagef("--ref and --output are required")
+	}
+	var sz int64
+	if *size != "" {
+		if sz, err = image.ParseSize(*size); err != nil {
+			return usagef("--size: %v", err)
+		}
+	}
+	epoch, err := sourceDateEpoch(*sde)
+	if err != nil {
+		return err
+	}
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opts := image.Options{
+		Repo: r, Ref: *ref, Output: *output, Size: sz, Bootloader: *bl, Kargs: kargs, Format: *format,
+		OS: *osName, Remote: *remoteName, RemoteURL: *remoteURL, NoGPGVerify: *noVerify, Log: e.stdout,
+	}
+	if epoch != nil {
+		opts.SourceDateEpoch = *epoch
+	}
+	res, err := image.Build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	e.printf("Image %s: commit %s, kernel %s, %d MiB, root UUID %s\n", *output, res.Commit, res.KernelVer, res.Size>>20, res.RootUUID)
 	return nil
 }

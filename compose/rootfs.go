@@ -30,10 +30,12 @@ type RootfsOptions struct {
 	// the caller, or now.
 	Timestamp time.Time
 	Workers   int
-	// InitramfsInit: see Options.InitramfsInit.
-	InitramfsInit string
-	Sign          func(r *repo.Repo, commit object.Checksum) error
-	PostCommit    func(ctx context.Context, r *repo.Repo, ref string, parent, commit object.Checksum) error
+	// InitramfsInit: see Options.InitramfsInit. InitramfsModules are
+	// loaded by that initramfs (the treefile's initramfs-modules).
+	InitramfsInit    string
+	InitramfsModules []string
+	Sign             func(r *repo.Repo, commit object.Checksum) error
+	PostCommit       func(ctx context.Context, r *repo.Repo, ref string, parent, commit object.Checksum) error
 }
 
 // CommitRootfs applies the OSTree conventions to a copy of a root
@@ -87,7 +89,7 @@ func CommitRootfs(ctx context.Context, opts RootfsOptions) (object.Checksum, *po
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	note, err := ensureInitramfs(work, pp.KernelVersion, nil, opts.InitramfsInit, ts.Unix())
+	note, err := ensureInitramfs(work, pp.KernelVersion, opts.InitramfsModules, opts.InitramfsInit, ts.Unix())
 	if err != nil {
 		return zero, pp, err
 	}
