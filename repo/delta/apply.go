@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/osupdate/os-update/repo"
@@ -68,7 +67,7 @@ func Apply(ctx context.Context, tx *repo.Transaction, superblock []byte, opts Ap
 func applySuperblock(ctx context.Context, tx *repo.Transaction, sb *Superblock, opts ApplyOptions) (*ApplyStats, error) {
 	st := &ApplyStats{}
 	// liblzma's xz decodes about twice as fast as the built-in decoder.
-	xzPath, _ := exec.LookPath("xz")
+	xzPath, _ := xzUtils()
 	if opts.VerifyCommit != nil {
 		if err := opts.VerifyCommit(ctx, sb); err != nil {
 			return st, err

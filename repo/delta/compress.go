@@ -56,7 +56,7 @@ func newCompressor(c Compression, extreme bool) (compressor, error) {
 	case CompressBuiltin:
 		return builtin, nil
 	}
-	xzPath, err := exec.LookPath("xz")
+	xzPath, err := xzUtils()
 	if err != nil {
 		if c == CompressXZCommand {
 			return nil, fmt.Errorf("compression xz: %w", err)
@@ -90,4 +90,19 @@ func newCompressor(c Compression, extreme bool) (compressor, error) {
 		}
 		return nil
 	}, nil
+}
+
+// xzUtils finds the xz command of XZ Utils. Another program of that name
+// (busybox's xz applet, on small systems) takes none of the options used
+// here, so it does not count: the built-in codec is used instead.
+func xzUtils() (string, error) {
+	p, err := exec.LookPath("xz")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(p, "--version").Output()
+	if err != nil || !bytes.HasPrefix(out, []byte("xz (XZ Utils)")) {
+		return "", fmt.Errorf("%s is not XZ Utils' xz", p)
+	}
+	return p, nil
 }

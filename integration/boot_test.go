@@ -1,0 +1,178 @@
+package integration
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osupdate/os-update/internal/testutil"
+)
+
+// TestBoot boots what os-update deploys under qemu (TCG) and drives
+// os-update inside the guest through the serial console: the issue's
+// tests 1-5. Run it alone with
+//
+//	go test -count=1 -run TestBoot -v ./integration/
+func TestBoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "qemu-system-x86_64")
+	testutil.RequireTool(t, "qemu-img")
+	start := time.Now()
+	work := t.TempDir()
+	g := buildGuest(t, work)
+	t.Logf("guest built in %s: v1 %s, v2 %s, kernel %s", time.Since(start).Round(time.Second), g.V1, g.V2, g.KernelVer)
+
+	checkClean := func(t *testing.T, v *vm) {
+		t.Helper()
+		st := v.status()
+		if len(st.Deployments) == 0 {
+			t.Fatalf("no deployments: %+v", st)
+		}
+		if out := v.must("os-update repo fsck --repo /sysroot/ostree/repo", 5*time.Minute); strings.Contains(strings.ToLower(out), "corrupt") || strings.Contains(strings.ToLower(out), "missing") {
+			t.Fatalf("fsck:\n%s", out)
+		}
+	}
+	expectBooted := func(t *testing.T, v *vm, commit, version, release string) {
+		t.Helper()
+		d := v.booted()
+		if d.Checksum != commit || d.Version != version {
+			t.Fatalf("booted %s (version %q), want %s (version %q)", d.Checksum, d.Version, commit, version)
+		}
+		if got := strings.TrimSpace(v.must("cat /usr/share/osu-guest/release", time.Minute)); got != release {
+			t.Fatalf("/usr/share/osu-guest/release is %q, want %q", got, release)
+		}
+		// The booted root is the deployment prepare-root chose.
+		if got := strings.TrimSpace(v.must("stat -c %i / ; stat -c %i /sysroot/ostree/deploy/os/deploy/"+d.Checksum+"."+itoa(d.Serial), time.Minute)); len(strings.Fields(got)) != 2 || strings.Fields(got)[0] != strings.Fields(got)[1] {
+			t.Fatalf("/ is not deployment %s.%d: inodes %q", d.Checksum, d.Serial, got)
+		}
+	}
+
+	// Tests 1-3: boot v1, upgrade by delta, reboot into v2 with /etc
+	// changes kept, roll back, reboot into v1.
+	t.Run("UpgradeRebootRollback", func(t *testing.T) {
+		disk := overlay(t, g.Image, work, "main")
+		v := startVM(t, "1-v1", disk, g.Updates, work)
+		v.waitBooted()
+		expectBooted(t, v, g.V1, g.V1Version, "release 1")
+		if out := v.must("os-update status", time.Minute); !strings.Contains(out, g.V1) {
+			t.Fatalf("status does not show v1:\n%s", out)
+		}
+		v.must("echo local-change > /etc/osu-local.conf && echo setting=local > /etc/osu-guest.conf && sync", time.Minute)
+
+		out := v.must("os-update upgrade", 10*time.Minute)
+		t.Logf("upgrade:\n%s", out)
+		if !strings.Contains(out, "Deployed") {
+			t.Fatalf("upgrade did not deploy:\n%s", out)
+		}
+		log := v.must("cat /run/os-updated.log", time.Minute)
+		if !strings.Contains(strings.ToLower(out+log), "delta") {
+			t.Fatalf("the upgrade did not use the static delta:\nclient:\n%s\ndaemon:\n%s", out, log)
+		}
+		st := v.status()
+		if st.Deployments[0].Checksum != g.V2 || !st.Deployments[1].Booted {
+			t.Fatalf("after upgrade: %+v", st.Deployments)
+		}
+		v.reboot()
+
+		v = startVM(t, "2-v2", disk, g.Updates, work)
+		v.waitBooted()
+		expectBooted(t, v, g.V2, g.V2Version, "release 2")
+		if got := strings.TrimSpace(v.must("wc -c < /usr/share/osu-guest/blob", time.Minute)); got != "12582912" {
+			t.Fatalf("v2's new file: %q bytes", got)
+		}
+		if got := strings.TrimSpace(v.must("cat /etc/osu-local.conf /etc/osu-guest.conf", time.Minute)); got != "local-change\nsetting=local" {
+			t.Fatalf("/etc changes made on v1 lost: %q", got)
+		}
+		checkClean(t, v)
+
+		v.must("os-update rollback", 5*time.Minute)
+		v.reboot()
+		v = startVM(t, "3-rollback", disk, g.Updates, work)
+		v.waitBooted()
+		expectBooted(t, v, g.V1, g.V1Version, "release 1")
+		checkClean(t, v)
+		v.kill()
+	})
+
+	// Test 4: power cuts during an upgrade; the next boot is v1 or v2.
+	for _, cut := range []struct {
+		name    string
+		trigger *regexp.Regexp
+	}{
+		{"download", regexp.MustCompile(`(?m)^download`)},
+		{"deploy", regexp.MustCompile(`(?m)^deploy`)},
+		{"flip", regexp.MustCompile(`Deployed `)},
+	} {
+		t.Run("PowerCut/"+cut.name, func(t *testing.T) {
+			disk := overlay(t, g.Image, work, "cut-"+cut.name)
+			v := startVM(t, "4-cut-"+cut.name, disk, g.Updates, work)
+			v.waitBooted()
+			v.send("os-update upgrade")
+			v.expect(cut.trigger, 10*time.Minute)
+			v.kill()
+			v = startVM(t, "4-after-"+cut.name, disk, g.Updates, work)
+			v.waitBooted()
+			d := v.booted()
+			switch d.Checksum {
+			case g.V1, g.V2:
+				t.Logf("power cut at %s: booted %s (version %s)", cut.name, d.Checksum, d.Version)
+			default:
+				t.Fatalf("booted neither v1 nor v2: %+v", d)
+			}
+			checkClean(t, v)
+			// The system still updates.
+			v.must("os-update upgrade || true", 10*time.Minute)
+			if st := v.status(); st.Deployments[0].Checksum != g.V2 {
+				t.Fatalf("upgrade after the power cut: %+v", st.Deployments)
+			}
+			v.kill()
+		})
+	}
+
+	// Test 5: a staged upgrade is completed by finalize at a clean
+	// shutdown; a power cut instead leaves v1.
+	t.Run("Staged/CleanReboot", func(t *testing.T) {
+		disk := overlay(t, g.Image, work, "staged-clean")
+		v := startVM(t, "5-stage", disk, g.Updates, work)
+		v.waitBooted()
+		v.must("os-update upgrade --stage", 10*time.Minute)
+		st := v.status()
+		if !st.Deployments[0].Staged || st.Deployments[0].Checksum != g.V2 {
+			t.Fatalf("not staged: %+v", st.Deployments)
+		}
+		v.must("echo after-staging > /etc/osu-late.conf", time.Minute)
+		v.send("reboot")
+		v.expect(regexp.MustCompile(`OSU-GUEST-FINALIZE 0`), 3*time.Minute)
+		v.waitExit(3 * time.Minute)
+		v = startVM(t, "5-finalized", disk, g.Updates, work)
+		v.waitBooted()
+		expectBooted(t, v, g.V2, g.V2Version, "release 2")
+		if got := strings.TrimSpace(v.must("cat /etc/osu-late.conf", time.Minute)); got != "after-staging" {
+			t.Fatalf("/etc change made after staging lost: %q", got)
+		}
+		checkClean(t, v)
+		v.kill()
+	})
+	t.Run("Staged/PowerCut", func(t *testing.T) {
+		disk := overlay(t, g.Image, work, "staged-cut")
+		v := startVM(t, "5-stage-cut", disk, g.Updates, work)
+		v.waitBooted()
+		v.must("os-update upgrade --stage && sync", 10*time.Minute)
+		v.kill()
+		v = startVM(t, "5-after-cut", disk, g.Updates, work)
+		v.waitBooted()
+		expectBooted(t, v, g.V1, g.V1Version, "release 1")
+		for _, d := range v.status().Deployments {
+			if d.Staged {
+				t.Fatalf("a staged deployment survived the power cut: %+v", d)
+			}
+		}
+		checkClean(t, v)
+		v.kill()
+	})
+	t.Logf("boot suite: %s", time.Since(start).Round(time.Second))
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
