@@ -334,7 +334,7 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 	for _, n := range pp.Notes {
 		c.logf("%s", n)
 	}
-	note, err := ensureInitramfs(work, pp.KernelVersion, tf.InitramfsModules, c.opts.InitramfsInit, c.timestamp(sol.Install))
+	note, err := ensureInitramfs(work, pp.KernelVersion, tf.InitramfsModules, c.opts.InitramfsInit)
 	if err != nil {
 		return res, err
 	}

@@ -715,6 +715,15 @@ func TestCommitRootfsInitramfs(t *testing.T) {
 	if len(img) == 0 {
 		t.Fatalf("no initramfs built; notes %q", pp.Notes)
 	}
+	// Same content at another time: the same initramfs (deltas and /boot
+	// share it).
+	c2, _, err := CommitRootfs(context.Background(), RootfsOptions{Rootfs: withInit, Repo: r, Branch: "a/os", Timestamp: time.Unix(2000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(c2, "usr/lib/modules/6.0-t/initramfs.img"), img) {
+		t.Fatal("the initramfs depends on the commit time")
+	}
 	zr, err := gzip.NewReader(bytes.NewReader(img))
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ const treeInitPath = "usr/bin/os-update"
 // os-update, else initPath, else the running os-update if it is static.
 // Without any, the tree stays without an initramfs (deploy then boots the
 // kernel with init= as libostree does) unless modules were asked for.
-func ensureInitramfs(work, kver string, modules []string, initPath string, mtime int64) (string, error) {
+func ensureInitramfs(work, kver string, modules []string, initPath string) (string, error) {
 	if kver == "" {
 		if len(modules) > 0 {
 			return "", fmt.Errorf("initramfs-modules given but the tree has no kernel")
@@ -40,7 +40,10 @@ func ensureInitramfs(work, kver string, modules []string, initPath string, mtime
 		}
 		return "", nil
 	}
-	opts := initramfs.Options{Tree: work, KernelVersion: kver, Modules: modules, MTime: mtime}
+	// Entries carry no time (mtime 0): the archive depends only on its
+	// content, so composes that change nothing in it produce the same
+	// bytes, and deltas and /boot share it.
+	opts := initramfs.Options{Tree: work, KernelVersion: kver, Modules: modules}
 	if f, err := root.Open(treeInitPath); err == nil {
 		data, err := io.ReadAll(f)
 		f.Close()

@@ -89,7 +89,7 @@ func CommitRootfs(ctx context.Context, opts RootfsOptions) (object.Checksum, *po
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	note, err := ensureInitramfs(work, pp.KernelVersion, opts.InitramfsModules, opts.InitramfsInit, ts.Unix())
+	note, err := ensureInitramfs(work, pp.KernelVersion, opts.InitramfsModules, opts.InitramfsInit)
 	if err != nil {
 		return zero, pp, err
 	}

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/osupdate/os-update/internal/testutil"
 )
@@ -268,10 +269,16 @@ func buildGuest(t *testing.T, work string) *guestOS {
 		t.Skip("syslinux-common not installed")
 	}
 	g := &guestOS{}
+	t0 := time.Now()
+	step := func(what string) {
+		t.Logf("guest: %s (%s)", what, time.Since(t0).Round(100*time.Millisecond))
+		t0 = time.Now()
+	}
 	rpms := filepath.Join(work, "rpms")
 	os.MkdirAll(rpms, 0o755)
 	_, g.KernelVer = debianKernel(t)
 	kernelRPM(t, work, rpms)
+	step("kernel RPM")
 
 	// Static builds of os-update and os-updated: the guest has no Go
 	// runtime dependencies, and os-update is also the initramfs' /init.
@@ -279,6 +286,7 @@ func buildGuest(t *testing.T, work string) *guestOS {
 	for _, b := range []string{"os-update", "os-updated"} {
 		run(t, "", []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(bin, b), "github.com/osupdate/os-update/cmd/"+b)
 	}
+	step("static binaries")
 	osu := newRPM(t, work, "os-update", "1.0")
 	osu.copy(t, filepath.Join(bin, "os-update"), "usr/bin/os-update")
 	osu.copy(t, filepath.Join(bin, "os-updated"), "usr/libexec/os-updated")
@@ -287,6 +295,7 @@ func buildGuest(t *testing.T, work string) *guestOS {
 		osu.copy(t, "../dist/systemd/"+u, "usr/lib/systemd/system/"+u)
 	}
 	osu.build(t, work, rpms)
+	step("os-update RPM")
 
 	bb := newRPM(t, work, "busybox", "1.35.0")
 	busybox, _ := exec.LookPath("busybox")
@@ -319,6 +328,7 @@ func buildGuest(t *testing.T, work string) *guestOS {
 	}
 	dbus.copy(t, "testdata/guest/system.conf", "usr/share/dbus-1/system.conf")
 	dbus.build(t, work, rpms)
+	step("busybox and dbus RPMs")
 
 	base := func(version string, blob []byte) {
 		p := newRPM(t, work, "osu-guest-base", version)
@@ -362,6 +372,7 @@ mutate-os-release: VERSION
 	run(t, "", nil, osu2, "compose", "tree", filepath.Join(comp, "guest.yaml"), "--repo", repoDir, "--cache", cache, "--source-date-epoch", "1700000000")
 	g.V1 = strings.TrimSpace(run(t, "", nil, osu2, "repo", "rev-parse", "--repo", repoDir, guestRef))
 	g.V1Version = "1"
+	step("compose v1")
 
 	// The image of v1, following the file:// remote on the second disk.
 	g.Image = filepath.Join(work, "v1.raw")
@@ -371,6 +382,7 @@ mutate-os-release: VERSION
 		args = append(args, "--karg", k)
 	}
 	run(t, "", nil, osu2, args...)
+	step("image")
 
 	// v2: a changed file and 12 MiB of new incompressible data (so that
 	// the download takes long enough to be cut), through a static delta.
@@ -384,6 +396,7 @@ mutate-os-release: VERSION
 	if g.V2 == g.V1 {
 		t.Fatal("v2 compose made no new commit")
 	}
+	step("compose v2")
 	deltas := run(t, "", nil, osu2, "repo", "delta", "list", "--repo", repoDir)
 	if !strings.Contains(deltas, g.V1) {
 		t.Fatalf("no static delta from v1: %s", deltas)
@@ -394,6 +407,7 @@ mutate-os-release: VERSION
 	g.Updates = filepath.Join(work, "updates.raw")
 	sz := dirSize(t, repoDir)*3/2 + 32<<20
 	run(t, "", nil, "mkfs.ext4", "-q", "-F", "-L", "updates", "-d", repoDir, g.Updates, fmt.Sprintf("%dk", sz>>10))
+	step("updates disk")
 	return g
 }
 

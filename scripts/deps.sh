@@ -14,7 +14,11 @@ packages=(
   dbus            # dbus-daemon for a private bus
   grub-common     # grub-script-check validates generated grub.cfg
   u-boot-tools    # mkenvimage reads generated uEnv.txt
-  qemu-system-x86 # boot test
+  qemu-system-x86 # boot tests (integration/TestBoot), TCG
+  qemu-utils      # qemu-img: compose image --format qcow2
+  extlinux syslinux-common # the boot loader compose image installs (and its MBR code)
+  busybox-static  # the boot test guest's userland; a static ELF for initramfs tests
+  fdisk           # sfdisk reads back the partition table in tests
   attr            # getfattr/setfattr
   util-linux      # unshare, setpriv
   gcc zlib1g-dev   # cgo: .filez objects through the system zlib, as libostree writes them

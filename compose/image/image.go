@@ -387,12 +387,17 @@ func syncFile(p string) error {
 	return f.Sync()
 }
 
+// FSFeatures are the ext4 features of the root file system, given in full
+// (and mke2fs.conf ignored) so that the result does not depend on the
+// build host. The journal is what makes a power cut safe; 64bit is off
+// because extlinux cannot boot from a file system with it.
+const FSFeatures = "has_journal,extent,huge_file,flex_bg,metadata_csum,dir_nlink,extra_isize,sparse_super,large_file,filetype,resize_inode,dir_index,^64bit"
+
 // mkfs makes the ext4 file system inside the image file at the partition
-// offset (no loop device needed). 64bit is off because extlinux cannot
-// boot from a file system with it; the times come from sde.
+// offset (no loop device needed); the times come from sde.
 func mkfs(ctx context.Context, img string, size int64, uuid string, sde int64) error {
 	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "root", "-U", uuid, "-m", "0",
-		"-O", "^64bit", "-E", fmt.Sprintf("offset=%d,hash_seed=%s,lazy_itable_init=0,lazy_journal_init=0", partStart*Sector, uuid),
+		"-b", "4096", "-I", "256", "-O", FSFeatures, "-E", fmt.Sprintf("offset=%d,hash_seed=%s,lazy_itable_init=0,lazy_journal_init=0", partStart*Sector, uuid),
 		img, strconv.FormatInt(size/1024, 10)+"k")
 	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(sde, 10), "MKE2FS_CONFIG=/dev/null")
 	if out, err := cmd.CombinedOutput(); err != nil {
