@@ -73,3 +73,34 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestComposeImageCLIErrors: the command line refuses bad input with a
+// message naming it and leaves no file at the output path.
+func TestComposeImageCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	out := filepath.Join(dir, "disk.raw")
+	mustSync(t, "repo", "init", "--repo", repoDir, "--mode=archive")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--size", "lots"}, ExitUsage, `bad size "lots"`},
+		{nil, ExitFailure, "nothing/os"},
+		{[]string{"--bootloader", "lilo"}, ExitFailure, `unknown bootloader "lilo"`},
+		{[]string{"--karg", "a b"}, ExitFailure, `kernel argument "a b" contains whitespace`},
+	} {
+		var stderr strings.Builder
+		args := append([]string{"compose", "image", "--repo", repoDir, "--ref", "nothing/os", "--output", out}, c.args...)
+		if code := Main(args, io.Discard, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, %q; want %d and %q", c.args, code, stderr.String(), c.code, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%v left an image", c.args)
+		}
+	}
+	if code := Main([]string{"compose", "image", "--repo", repoDir}, io.Discard, io.Discard); code != ExitUsage {
+		t.Errorf("missing --ref/--output: exit %d", code)
+	}
+}
