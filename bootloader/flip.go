@@ -16,6 +16,13 @@ type Loader struct {
 	BootDir string
 	// NoSync skips fsync (tests only; never on a real system).
 	NoSync bool
+	// FlushJournal freezes and thaws /boot's file system before and after
+	// the commit point (fsutil.FreezeThaw), as libostree does: a boot
+	// loader reads the disk without replaying the journal, and after a
+	// power cut it must find the configuration the kernel will find. Only
+	// for a running system's own /boot (a frozen file system stops every
+	// writer).
+	FlushJournal bool
 	// Checkpoint, if set, is called between steps (crash tests).
 	Checkpoint func(step string)
 }
@@ -169,13 +176,32 @@ func (l *Loader) Swap(version int) error {
 		if err := fsutil.SyncFS(l.BootDir); err != nil {
 			return err
 		}
+		l.flushJournal()
 	}
 	l.checkpoint("before-rename")
 	if err := os.Rename(tmp, filepath.Join(l.BootDir, "loader")); err != nil {
 		return fmt.Errorf("swap: %w", err)
 	}
 	l.checkpoint("after-rename")
-	return l.syncDir(l.BootDir)
+	if err := l.syncDir(l.BootDir); err != nil {
+		return err
+	}
+	if !l.NoSync {
+		// Before cleanup removes the old configuration's files: until
+		// this point a boot loader reading stale blocks finds the old
+		// configuration complete, after it the new one.
+		l.flushJournal()
+	}
+	return nil
+}
+
+// flushJournal is best effort: the swap is already durable for the
+// kernel; a file system that cannot be frozen has no journal to flush or
+// a boot loader that reads it through the kernel.
+func (l *Loader) flushJournal() {
+	if l.FlushJournal {
+		_ = fsutil.FreezeThaw(l.BootDir)
+	}
 }
 
 func (l *Loader) writeFile(path string, data []byte) error {

@@ -30,7 +30,7 @@ const (
 	guestRef       = "osu/test/x86_64"
 	guestRemote    = "updates"
 	guestRemoteURL = "file:///run/osu-updates"
-	guestKargs     = "console=ttyS0 loglevel=4 panic=-1"
+	guestKargs     = "console=ttyS0 loglevel=4 panic=-1 no_timer_check"
 )
 
 // guestModules are the kernel modules the guest's kernel package keeps

@@ -74,7 +74,13 @@ type Sysroot struct {
 	// deployments is refused while there are any, since their
 	// deployments would be dropped and deleted.
 	unreadable []string
+
+	flushJournal bool
 }
+
+// BootedMarker exists on a system booted into a deployment (prepare-root
+// creates it).
+const BootedMarker = "/run/ostree-booted"
 
 // Deployment is one deployed commit.
 type Deployment struct {
@@ -144,6 +150,12 @@ func Open(path string, opts Options) (*Sysroot, error) {
 		r.SetFsync(false)
 	}
 	s := &Sysroot{Path: abs, opts: opts, repo: r}
+	// On a booted OSTree system (the marker prepare-root leaves), the
+	// flip flushes /boot's journal for the boot loader; never elsewhere
+	// (freezing a build host's root file system would stop it).
+	if _, err := os.Stat(BootedMarker); err == nil && !opts.NoSync {
+		s.flushJournal = true
+	}
 	if err := s.Load(); err != nil {
 		r.Close()
 		return nil, err
@@ -172,7 +184,7 @@ func (s *Sysroot) checkpoint(step string) {
 func (s *Sysroot) abs(rel string) string { return filepath.Join(s.Path, rel) }
 
 func (s *Sysroot) loader() *bootloader.Loader {
-	return &bootloader.Loader{BootDir: s.abs("boot"), NoSync: s.opts.NoSync, Checkpoint: s.opts.Checkpoint}
+	return &bootloader.Loader{BootDir: s.abs("boot"), NoSync: s.opts.NoSync, Checkpoint: s.opts.Checkpoint, FlushJournal: s.flushJournal}
 }
 
 // ostreeArg matches the ostree= kernel argument of an entry.
