@@ -1,4 +1,4 @@
-package integration
+package boot
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ import (
 // os-update inside the guest through the serial console: the issue's
 // tests 1-5. Run it alone with
 //
-//	go test -count=1 -run TestBoot -v ./integration/
+//	go test -count=1 -timeout 30m -v ./integration/boot/
 func TestBoot(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "qemu-system-x86_64")

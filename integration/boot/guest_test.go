@@ -1,4 +1,4 @@
-package integration
+package boot
 
 // The guest OS of the boot tests, built the way a distribution would be:
 // RPMs made with rpmbuild around Debian's packages (the cloud kernel,
@@ -290,9 +290,9 @@ func buildGuest(t *testing.T, work string) *guestOS {
 	osu := newRPM(t, work, "os-update", "1.0")
 	osu.copy(t, filepath.Join(bin, "os-update"), "usr/bin/os-update")
 	osu.copy(t, filepath.Join(bin, "os-updated"), "usr/libexec/os-updated")
-	osu.copy(t, "../dist/dbus/org.osupdate.OSUpdate1.conf", "usr/share/dbus-1/system.d/org.osupdate.OSUpdate1.conf")
+	osu.copy(t, "../../dist/dbus/org.osupdate.OSUpdate1.conf", "usr/share/dbus-1/system.d/org.osupdate.OSUpdate1.conf")
 	for _, u := range []string{"os-updated.service", "os-update-finalize-staged.service", "os-update-finalize-staged.path"} {
-		osu.copy(t, "../dist/systemd/"+u, "usr/lib/systemd/system/"+u)
+		osu.copy(t, "../../dist/systemd/"+u, "usr/lib/systemd/system/"+u)
 	}
 	osu.build(t, work, rpms)
 	step("os-update RPM")
