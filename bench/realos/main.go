@@ -210,7 +210,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 		return nil, err
 	}
 	defer func() { serve.Process.Kill(); serve.Wait() }()
-	b.must("ostree", "remote", "add", "--repo="+base, "--no-gpg-verify", "origin", b.url)
+	b.must("ostree", "remote", "add", "--repo="+base, "--no-gpg-verify", "--set=gpg-verify-summary=false", "origin", b.url)
 	time.Sleep(300 * time.Millisecond)
 
 	for r := 0; r < b.rounds; r++ {
@@ -291,7 +291,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 		fresh := ""
 		if err := each("fresh pull, object walk, into bare", func(t int, dir string) (sample, error) {
 			b.must("ostree", "init", "--repo="+dir, "--mode=bare")
-			b.must("ostree", "remote", "add", "--repo="+dir, "--no-gpg-verify", "origin", b.url)
+			b.must("ostree", "remote", "add", "--repo="+dir, "--no-gpg-verify", "--set=gpg-verify-summary=false", "origin", b.url)
 			if t == 1 {
 				fresh = dir
 			} else {
@@ -411,7 +411,7 @@ func (b *bench) sysroot(t int, dir, srv, c1 string) error {
 	b.must("ostree", "admin", "init-fs", dir)
 	b.must("ostree", "admin", "os-init", "debian", "--sysroot="+dir)
 	repo := dir + "/ostree/repo"
-	b.must("ostree", "remote", "add", "--repo="+repo, "--no-gpg-verify", "origin", b.url)
+	b.must("ostree", "remote", "add", "--repo="+repo, "--no-gpg-verify", "--set=gpg-verify-summary=false", "origin", b.url)
 	b.must("ostree", "pull-local", "--repo="+repo, srv, c1)
 	b.must("ostree", "refs", "--repo="+repo, "--create=origin:"+ref, c1)
 	_, err := b.deploy(t, dir, "origin:"+ref)

@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/delta/bsdiff"
@@ -213,7 +216,12 @@ func allPresent(tx *repo.Transaction, objs []object.Name) (bool, error) {
 	return true, nil
 }
 
-// executor runs one part's operations.
+// executor runs one part's operations. The operation stream is read and
+// checked in order; the data movement of each content object (blob and
+// source copies, bspatch, hashing, writing its file) runs in a worker,
+// up to writers objects at a time: objects of a part are independent
+// (read sources are objects of the repository, never ones the delta
+// writes).
 type executor struct {
 	ctx  context.Context
 	tx   *repo.Transaction
@@ -223,19 +231,81 @@ type executor struct {
 
 	src     *readSource
 	lastSrc *readSource // stays open until the part ends
-	cur     *repo.ContentWriter
+	cur     *openObject
 	curSize uint64
 	curN    uint64
-	buf     []byte // for copies out of the blob
+	jobs    *jobs
 }
 
-// copyBuf is the executor's copy buffer: blob ranges are section readers,
-// for which io.Copy would allocate one per operation.
-func (e *executor) copyBuf() []byte {
-	if e.buf == nil {
-		e.buf = make([]byte, 64<<10)
+// openObject is a content object between 'o' and 'c': its header and the
+// steps that produce its data, run by a worker at 'c'.
+type openObject struct {
+	name  object.Name
+	hdr   *object.FileHeader
+	size  uint64
+	steps []func(w io.Writer, buf []byte) error
+	srcs  []*readSource // references held until the object is written
+}
+
+func (o *openObject) release() {
+	for _, s := range o.srcs {
+		s.release()
 	}
-	return e.buf
+	o.srcs = nil
+}
+
+// copyBufs are the workers' copy buffers: blob ranges and sources are
+// section readers, for which io.Copy would allocate one per operation.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// writers is how many objects of a part are written at once.
+func writers() int { return min(4, 2*runtime.GOMAXPROCS(0)) }
+
+// jobs runs object writes in the background, at most cap(sem) at a
+// time, and keeps the first error.
+type jobs struct {
+	sem chan struct{}
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+func newJobs(n int) *jobs { return &jobs{sem: make(chan struct{}, n)} }
+
+func (j *jobs) failed() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// start runs f in a worker once one is free.
+func (j *jobs) start(ctx context.Context, f func() error) error {
+	if err := j.failed(); err != nil {
+		return err
+	}
+	select {
+	case j.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		defer func() { <-j.sem }()
+		if err := f(); err != nil {
+			j.mu.Lock()
+			if j.err == nil {
+				j.err = err
+			}
+			j.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+func (j *jobs) wait() error {
+	j.wg.Wait()
+	return j.failed()
 }
 
 // execute runs the operations of an in-memory part and returns how many
@@ -253,7 +323,7 @@ func execute(ctx context.Context, tx *repo.Transaction, part *Part, objs []objec
 // executePayload runs a part's operations, read as a stream, and returns
 // how many objects it wrote.
 func executePayload(ctx context.Context, tx *repo.Transaction, part *payload, objs []object.Name) (int, error) {
-	e := &executor{ctx: ctx, tx: tx, part: part, objs: objs}
+	e := &executor{ctx: ctx, tx: tx, part: part, objs: objs, jobs: newJobs(writers())}
 	defer e.cleanup()
 	r := newOpStream(bufio.NewReaderSize(part.ops, 64<<10))
 	for {
@@ -269,6 +339,12 @@ func executePayload(ctx context.Context, tx *repo.Transaction, part *payload, ob
 		if err != nil {
 			return e.next, fmt.Errorf("op %q at offset %d: %w", op.Code, at, err)
 		}
+		if err := e.jobs.failed(); err != nil {
+			return e.next, err
+		}
+	}
+	if err := e.jobs.wait(); err != nil {
+		return e.next, err
 	}
 	if e.cur != nil {
 		return e.next, malformedf("object %s left open at the end of the part", e.objs[e.next])
@@ -280,13 +356,14 @@ func executePayload(ctx context.Context, tx *repo.Transaction, part *payload, ob
 }
 
 func (e *executor) cleanup() {
+	e.jobs.wait()
 	if e.cur != nil {
-		e.cur.Abort()
+		e.cur.release()
 		e.cur = nil
 	}
 	e.src = nil
 	if e.lastSrc != nil {
-		e.lastSrc.Close()
+		e.lastSrc.release()
 		e.lastSrc = nil
 	}
 }
@@ -303,7 +380,7 @@ func (e *executor) setSource(c object.Checksum) error {
 		return nil
 	}
 	if e.lastSrc != nil {
-		e.lastSrc.Close()
+		e.lastSrc.release()
 		e.lastSrc = nil
 	}
 	src, err := openSource(e.tx.Repo(), c)
@@ -405,15 +482,20 @@ func (e *executor) run(op Op) error {
 			if err := h.Validate(); err != nil {
 				return malformedf("object %s: %v", n, err)
 			}
-			w, err := e.tx.ContentWriter(h, size)
-			if err != nil {
+			if err := e.jobs.start(e.ctx, func() error {
+				w, err := e.tx.ContentWriter(h, size)
+				if err != nil {
+					return err
+				}
+				buf := copyBufs.Get().(*[]byte)
+				defer copyBufs.Put(buf)
+				if _, err := io.CopyBuffer(w, data, *buf); err != nil {
+					w.Abort()
+					return err
+				}
+				_, err = w.Commit(&n.Checksum)
 				return err
-			}
-			if _, err := io.CopyBuffer(w, data, e.copyBuf()); err != nil {
-				w.Abort()
-				return err
-			}
-			if _, err := w.Commit(&n.Checksum); err != nil {
+			}); err != nil {
 				return err
 			}
 		}
@@ -436,9 +518,7 @@ func (e *executor) run(op Op) error {
 		if h.Mode&object.ModeTypeMask != object.ModeRegular {
 			return malformedf("open of %s with mode %#o: only regular files can be opened", n, h.Mode)
 		}
-		if e.cur, err = e.tx.ContentWriter(h, a[2]); err != nil {
-			return err
-		}
+		e.cur = &openObject{name: n, hdr: h, size: a[2]}
 		e.curSize, e.curN = a[2], 0
 	case OpWrite:
 		if e.cur == nil {
@@ -453,16 +533,22 @@ func (e *executor) run(op Op) error {
 			if err != nil {
 				return err
 			}
-			if _, err := io.CopyBuffer(e.cur, data, e.copyBuf()); err != nil {
+			e.cur.steps = append(e.cur.steps, func(w io.Writer, buf []byte) error {
+				_, err := io.CopyBuffer(w, data, buf)
 				return err
-			}
+			})
 		} else {
-			if off > e.src.size || length > e.src.size-off {
-				return malformedf("source range [%d, +%d) outside the %d-byte source %s", off, length, e.src.size, e.src.name)
+			src := e.src
+			if off > src.size || length > src.size-off {
+				return malformedf("source range [%d, +%d) outside the %d-byte source %s", off, length, src.size, src.name)
 			}
-			if _, err := io.CopyBuffer(e.cur, io.NewSectionReader(e.src, int64(off), int64(length)), e.copyBuf()); err != nil {
-				return fmt.Errorf("copy from source %s: %w", e.src.name, err)
-			}
+			e.cur.hold(src)
+			e.cur.steps = append(e.cur.steps, func(w io.Writer, buf []byte) error {
+				if _, err := io.CopyBuffer(w, io.NewSectionReader(src, int64(off), int64(length)), buf); err != nil {
+					return fmt.Errorf("copy from source %s: %w", src.name, err)
+				}
+				return nil
+			})
 		}
 		e.curN += length
 	case OpSetReadSource:
@@ -483,10 +569,26 @@ func (e *executor) run(op Op) error {
 		if e.curN != e.curSize {
 			return malformedf("close of %s after %d of its %d bytes", e.objs[e.next], e.curN, e.curSize)
 		}
-		n := e.objs[e.next]
-		w := e.cur
+		o := e.cur
 		e.cur = nil
-		if _, err := w.Commit(&n.Checksum); err != nil {
+		if err := e.jobs.start(e.ctx, func() error {
+			defer o.release()
+			w, err := e.tx.ContentWriter(o.hdr, o.size)
+			if err != nil {
+				return err
+			}
+			buf := copyBufs.Get().(*[]byte)
+			defer copyBufs.Put(buf)
+			for _, step := range o.steps {
+				if err := step(w, *buf); err != nil {
+					w.Abort()
+					return err
+				}
+			}
+			_, err = w.Commit(&o.name.Checksum)
+			return err
+		}); err != nil {
+			o.release()
 			return err
 		}
 		e.unsetSource()
@@ -502,26 +604,50 @@ func (e *executor) run(op Op) error {
 		if err != nil {
 			return err
 		}
-		if err := bsdiff.PatchReader(e.src, int64(e.src.size), bufio.NewReaderSize(patch, 64<<10), patch.Size(), e.curSize, e.cur); err != nil {
-			if errors.Is(err, bsdiff.ErrCorrupt) {
-				return malformedf("object %s: %v", e.objs[e.next], err)
+		src, size, name := e.src, e.curSize, e.objs[e.next]
+		e.cur.hold(src)
+		e.cur.steps = append(e.cur.steps, func(w io.Writer, _ []byte) error {
+			if err := bsdiff.PatchReader(src, int64(src.size), bufio.NewReaderSize(patch, 64<<10), patch.Size(), size, w); err != nil {
+				if errors.Is(err, bsdiff.ErrCorrupt) {
+					return malformedf("object %s: %v", name, err)
+				}
+				return fmt.Errorf("object %s: %w", name, err)
 			}
-			return fmt.Errorf("object %s: %w", e.objs[e.next], err)
-		}
+			return nil
+		})
 		e.curN = e.curSize
 	}
 	return nil
 }
 
-// readSource is random access to a local content object's file data.
+// readSource is random access to a local content object's file data,
+// shared by the executor and the objects being written from it; the
+// last reference closes it.
 type readSource struct {
 	name object.Checksum
 	size uint64
 	f    *os.File
+	refs atomic.Int32
 }
 
 func (s *readSource) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
-func (s *readSource) Close() error                            { return s.f.Close() }
+
+func (s *readSource) release() {
+	if s.refs.Add(-1) == 0 {
+		s.f.Close()
+	}
+}
+
+// hold keeps src open until the object is written.
+func (o *openObject) hold(src *readSource) {
+	for _, s := range o.srcs {
+		if s == src {
+			return
+		}
+	}
+	src.refs.Add(1)
+	o.srcs = append(o.srcs, src)
+}
 
 // openSource opens a local content object for random access: bare
 // objects directly, archive objects decompressed into an unlinked
@@ -542,7 +668,7 @@ func openSource(r *repo.Repo, c object.Checksum) (*readSource, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source object %s: %w", c, err)
 		}
-		return &readSource{name: c, size: content.Size, f: nf}, nil
+		return newReadSource(c, content.Size, nf), nil
 	}
 	tmp, err := os.OpenFile(filepath.Join(r.Path(), "tmp"), os.O_RDWR|unix.O_TMPFILE, 0o600)
 	if err != nil {
@@ -556,5 +682,11 @@ func openSource(r *repo.Repo, c object.Checksum) (*readSource, error) {
 		tmp.Close()
 		return nil, fmt.Errorf("source object %s: %w", c, err)
 	}
-	return &readSource{name: c, size: content.Size, f: tmp}, nil
+	return newReadSource(c, content.Size, tmp), nil
+}
+
+func newReadSource(c object.Checksum, size uint64, f *os.File) *readSource {
+	s := &readSource{name: c, size: size, f: f}
+	s.refs.Store(1)
+	return s
 }
