@@ -334,7 +334,15 @@ func (c *composer) run(ctx context.Context) (*Result, error) {
 	for _, n := range pp.Notes {
 		c.logf("%s", n)
 	}
-	note, err := ensureInitramfs(work, pp.KernelVersion, tf.InitramfsModules, c.opts.InitramfsInit)
+	note, err := ensureModulesDep(work, pp.KernelVersion)
+	if err != nil {
+		return res, err
+	}
+	if note != "" {
+		res.Notes = append(res.Notes, note)
+		c.logf("%s", note)
+	}
+	note, err = ensureInitramfs(work, pp.KernelVersion, tf.InitramfsModules, c.opts.InitramfsInit)
 	if err != nil {
 		return res, err
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/osupdate/os-update/compose/initramfs"
 	"github.com/osupdate/os-update/compose/treefs"
@@ -73,4 +75,42 @@ func ensureInitramfs(work, kver string, modules []string, initPath string) (stri
 		return "", fmt.Errorf("initramfs: write /%s: %w", dst, err)
 	}
 	return fmt.Sprintf("initramfs built: /%s (%d bytes, init %s, %d modules)", dst, res.Size, opts.InitPath, len(res.Modules)), nil
+}
+
+// ensureModulesDep runs depmod for a tree whose kernel modules have no
+// modules.dep: distributions' kernel packages ship none (depmod makes it
+// when the package is installed), and without it modprobe on the booted
+// system finds nothing. depmod -b reads BASE/lib/modules/KVER, so BASE is
+// a directory whose lib/modules/KVER leads to the tree's
+// usr/lib/modules/KVER.
+func ensureModulesDep(work, kver string) (string, error) {
+	if kver == "" {
+		return "", nil
+	}
+	modDir := filepath.Join(work, "usr/lib/modules", kver)
+	if _, err := os.Lstat(filepath.Join(modDir, "modules.dep")); err == nil {
+		return "", nil
+	}
+	if ents, _ := os.ReadDir(filepath.Join(modDir, "kernel")); len(ents) == 0 {
+		return "", nil // a kernel without modules
+	}
+	depmod, err := exec.LookPath("depmod")
+	if err != nil {
+		return "no modules.dep written: depmod (Debian package kmod) is not installed", nil
+	}
+	base, err := os.MkdirTemp("", "os-update-depmod-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(base)
+	if err := os.MkdirAll(filepath.Join(base, "lib/modules"), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(modDir, filepath.Join(base, "lib/modules", kver)); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command(depmod, "-b", base, kver).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("depmod for kernel %s: %v: %s", kver, err, strings.TrimSpace(string(out)))
+	}
+	return "modules.dep written for kernel " + kver + " (depmod)", nil
 }

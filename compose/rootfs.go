@@ -89,7 +89,14 @@ func CommitRootfs(ctx context.Context, opts RootfsOptions) (object.Checksum, *po
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	note, err := ensureInitramfs(work, pp.KernelVersion, opts.InitramfsModules, opts.InitramfsInit)
+	note, err := ensureModulesDep(work, pp.KernelVersion)
+	if err != nil {
+		return zero, pp, err
+	}
+	if note != "" {
+		pp.Notes = append(pp.Notes, note)
+	}
+	note, err = ensureInitramfs(work, pp.KernelVersion, opts.InitramfsModules, opts.InitramfsInit)
 	if err != nil {
 		return zero, pp, err
 	}

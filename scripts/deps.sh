@@ -19,6 +19,7 @@ packages=(
   extlinux syslinux-common # the boot loader compose image installs (and its MBR code)
   busybox-static  # the boot test guest's userland; a static ELF for initramfs tests
   fdisk           # sfdisk reads back the partition table in tests
+  kmod            # depmod: compose writes modules.dep for a tree's kernel
   attr            # getfattr/setfattr
   util-linux      # unshare, setpriv
   gcc zlib1g-dev   # cgo: .filez objects through the system zlib, as libostree writes them

@@ -83,6 +83,9 @@ func TestBoot(t *testing.T) {
 		if out := v.must("os-update status", time.Minute); !strings.Contains(out, g.V1) {
 			t.Fatalf("status does not show v1:\n%s", out)
 		}
+		// compose wrote modules.dep (depmod): modprobe works on the
+		// booted system (Debian's kernel package ships none).
+		v.must("modprobe virtio_balloon && grep -q '^virtio_balloon ' /proc/modules", time.Minute)
 		v.must("echo local-change > /etc/osu-local.conf && echo setting=local > /etc/osu-guest.conf && sync", time.Minute)
 
 		out := v.must("os-update upgrade", 10*time.Minute)
