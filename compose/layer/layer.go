@@ -859,12 +859,19 @@ func prepareTree(tree string) error {
 		if st.Mode&0o170000 != 0o100000 {
 			continue
 		}
-		data, err := root.ReadFile(p)
+		// Stream a copy (a distribution's database is 100 MB and more),
+		// then replace the hardlink by it.
+		src, err := root.Open(p)
 		if err != nil {
 			return err
 		}
-		if err := root.WriteFile(p, strings.NewReader(string(data)), st.Mode&0o7777, int(st.Uid), int(st.Gid)); err != nil {
-			return err
+		err = root.WriteFile(p+".osupdate-copy", src, st.Mode&0o7777, int(st.Uid), int(st.Gid))
+		src.Close()
+		if err == nil {
+			err = root.Rename(p+".osupdate-copy", p)
+		}
+		if err != nil {
+			return fmt.Errorf("copy the rpm database %s: %w", p, err)
 		}
 	}
 	return nil

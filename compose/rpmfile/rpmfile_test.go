@@ -223,3 +223,65 @@ func FuzzOpen(f *testing.F) {
 		p.Unpack(context.Background(), root, &Accounts{Users: map[string]int{}, Groups: map[string]int{}}, UnpackOptions{})
 	})
 }
+
+// NoSymlinkPaths: an entry going through an absolute symlink already in
+// the tree, or through a symlink the same payload created, is refused
+// naming the package and the link; relative links of the tree (usrmerge)
+// are followed.
+func TestNoSymlinkPaths(t *testing.T) {
+	dir := t.TempDir()
+	build := func(name string, files ...rpmpack.RPMFile) *Package {
+		r, err := rpmpack.NewRPM(rpmpack.RPMMetaData{Name: name, Version: "1", Release: "1", Arch: "noarch"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			f.Owner, f.Group = "root", "root"
+			r.AddFile(f)
+		}
+		var buf bytes.Buffer
+		if err := r.Write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".rpm")
+		os.WriteFile(path, buf.Bytes(), 0o644)
+		p, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	file := func(name string) rpmpack.RPMFile {
+		return rpmpack.RPMFile{Name: name, Body: []byte("x"), Mode: 0o100644}
+	}
+	for _, c := range []struct {
+		name    string
+		pkg     *Package
+		want    string // "" = success
+		written string
+	}{
+		{"tree absolute link", build("abs", file("/usr/lib/tolink/x")), "abs-1-1.noarch: payload entry /usr/lib/tolink/x goes through /usr/lib/tolink, an absolute symlink to /etc", ""},
+		{"own link", build("own", rpmpack.RPMFile{Name: "/usr/share/mylink", Body: []byte("../lib"), Mode: 0o120777}, file("/usr/share/mylink/y")),
+			"own-1-1.noarch: payload entry /usr/share/mylink/y goes through /usr/share/mylink, a symlink created by the same package", ""},
+		{"relative tree link", build("rel", file("/bin/tool")), "", "usr/bin/tool"},
+	} {
+		tree := filepath.Join(dir, "tree-"+c.pkg.Name())
+		os.MkdirAll(filepath.Join(tree, "usr/lib"), 0o755)
+		os.MkdirAll(filepath.Join(tree, "usr/bin"), 0o755)
+		os.Symlink("/etc", filepath.Join(tree, "usr/lib/tolink"))
+		os.Symlink("usr/bin", filepath.Join(tree, "bin"))
+		root, _ := treefs.Open(tree)
+		acct, _ := LoadAccounts(root)
+		_, err := c.pkg.Unpack(context.Background(), root, acct, UnpackOptions{NoSymlinkPaths: true})
+		root.Close()
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			} else if _, err := os.Stat(filepath.Join(tree, c.written)); err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
