@@ -39,3 +39,34 @@ func TestContainerEncapsulateImportCLI(t *testing.T) {
 		t.Errorf("import without --ref: exit %d, %q", code, stderr)
 	}
 }
+
+// An image imported into a sysroot's repository deploys like any commit
+// (offline; the daemon's rebase to images is not wired yet), and the next
+// version's import moves the ref and deploys with the first kept as the
+// rollback.
+func TestContainerImportDeploys(t *testing.T) {
+	t.Setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments")
+	dir := t.TempDir()
+	build := filepath.Join(dir, "build")
+	r, err := repo.Init(build, repo.ModeArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	sysroot := filepath.Join(dir, "sysroot")
+	runCLI(t, "admin", "init-fs", sysroot)
+	runCLI(t, "admin", "os-init", "cli", "--sysroot", sysroot)
+	var commits []string
+	for _, v := range []string{"1", "2"} {
+		c := commitOS(t, build, v)
+		commits = append(commits, c.String())
+		img := "oci:" + filepath.Join(dir, "img-"+v)
+		runCLI(t, "compose", "container-encapsulate", "--repo", build, "cli/os", img)
+		runCLI(t, "repo", "container", "import", "--repo", sysroot+"/ostree/repo", "--ref", "cli/os", img)
+		runCLI(t, "admin", "deploy", "--sysroot", sysroot, "--os", "cli", "--karg", "root=/dev/sda2", "cli/os")
+	}
+	st := status(t, sysroot)
+	if len(st.Deployments) != 2 || st.Deployments[0].Checksum != commits[1] || st.Deployments[1].Checksum != commits[0] || !st.Deployments[1].Rollback {
+		t.Fatalf("status after deploying two imported images: %+v, want %v", st, commits)
+	}
+}
