@@ -7,6 +7,7 @@ import (
 
 	"github.com/osupdate/os-update/compose"
 	"github.com/osupdate/os-update/repo/container"
+	"github.com/osupdate/os-update/repo/remote"
 )
 
 // repoContainerCommands are the repo subcommands for OCI images.
@@ -71,7 +72,7 @@ func composeEncapsulate(ctx context.Context, e *env, args []string) error {
 }
 
 func containerImport(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo container import", "--repo DIR IMAGE --ref REF [--insecure]")
+	f := newFlags(e, "repo container import", "--repo DIR [ostree-unverified-image:|ostree-remote-image:REMOTE:]IMAGE --ref REF [--insecure]")
 	open := repoFlag(f)
 	ref := f.String("ref", "", "ref to point at the imported commit (required)")
 	insecure := f.Bool("insecure", false, "plain HTTP without TLS verification (loopback registries only)")
@@ -92,6 +93,23 @@ func containerImport(ctx context.Context, e *env, args []string) error {
 	}
 	defer r.Close()
 	opts := container.ImportOptions{Ref: *ref, Insecure: *insecure}
+	src, err := container.ParseSourceRef(pos[0])
+	if err != nil {
+		return err
+	}
+	if src.Remote != "" {
+		st := &remote.Store{Repo: r}
+		rem, err := st.Get(src.Remote)
+		if err != nil {
+			return err
+		}
+		if opts.Verifiers, err = st.Verifiers(rem, false); err != nil {
+			return fmt.Errorf("remote %s: %w", src.Remote, err)
+		}
+		if len(opts.Verifiers) == 0 {
+			return fmt.Errorf("remote %s verifies no signatures (gpg-verify and sign-verify are off): use ostree-unverified-image: to import without a check", src.Remote)
+		}
+	}
 	if !*quiet {
 		opts.Log = e.stdout
 	}

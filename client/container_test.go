@@ -1,6 +1,11 @@
 package client
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,5 +73,57 @@ func TestContainerImportDeploys(t *testing.T) {
 	st := status(t, sysroot)
 	if len(st.Deployments) != 2 || st.Deployments[0].Checksum != commits[1] || st.Deployments[1].Checksum != commits[0] || !st.Deployments[1].Rollback {
 		t.Fatalf("status after deploying two imported images: %+v, want %v", st, commits)
+	}
+}
+
+// ostree-remote-image:REMOTE: imports only a commit signed with the
+// remote's keys; ostree-unverified-image: skips the check.
+func TestContainerImportVerifiesRemoteSignatures(t *testing.T) {
+	dir := t.TempDir()
+	build, dst := filepath.Join(dir, "build"), filepath.Join(dir, "dst")
+	for _, p := range []string{build, dst} {
+		r, err := repo.Init(p, repo.ModeArchive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	key := func(seed byte) (secretFile, pub string) {
+		priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32))
+		secretFile = filepath.Join(dir, fmt.Sprintf("ed%d.secret", seed))
+		os.WriteFile(secretFile, []byte(base64.StdEncoding.EncodeToString(priv)+"\n"), 0o600)
+		return secretFile, base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
+	}
+	goodKey, goodPub := key(7)
+	otherKey, _ := key(8)
+	image := func(version, signKey string) string {
+		c := commitOS(t, build, version)
+		if signKey != "" {
+			runCLI(t, "repo", "sign", "--repo", build, c.String(), "--sign-type", "ed25519", "--sign-key", signKey)
+		}
+		p := "oci:" + filepath.Join(dir, "img-"+version)
+		runCLI(t, "compose", "container-encapsulate", "--repo", build, c.String(), p)
+		return p
+	}
+	signed, unsigned, wrong := image("1", goodKey), image("2", ""), image("3", otherKey)
+	runCLI(t, "repo", "remote", "add", "--repo", dst, "--no-gpg-verify", "--set", "sign-verify=true",
+		"--set", "verification-ed25519-key="+goodPub, "origin", "http://127.0.0.1:1/")
+
+	for _, bad := range []struct{ img, want string }{{unsigned, "no signatures"}, {wrong, "signature"}} {
+		code, _, stderr := runCLIErr("repo", "container", "import", "--repo", dst, "--ref", "os", "ostree-remote-image:origin:"+bad.img)
+		if code == 0 || !strings.Contains(stderr, bad.want) {
+			t.Errorf("import of %s: exit %d, %q; want an error with %q", bad.img, code, stderr, bad.want)
+		}
+		r, _ := repo.Open(dst)
+		if _, err := r.ReadRef("", "os"); err == nil {
+			t.Errorf("ref moved by a refused import of %s", bad.img)
+		}
+		r.Close()
+	}
+	runCLI(t, "repo", "container", "import", "--repo", dst, "--ref", "os", "ostree-remote-image:origin:"+signed)
+	runCLI(t, "repo", "container", "import", "--repo", dst, "--ref", "os", "ostree-unverified-image:"+unsigned)
+	code, _, stderr := runCLIErr("repo", "container", "import", "--repo", dst, "--ref", "os", "ostree-remote-image:nosuch:"+signed)
+	if code == 0 || !strings.Contains(stderr, "nosuch") {
+		t.Errorf("unknown remote: exit %d, %q", code, stderr)
 	}
 }

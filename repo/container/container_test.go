@@ -258,3 +258,24 @@ func TestEncapsulateRefusesToReplaceOtherDirectories(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSourceRef(t *testing.T) {
+	for in, want := range map[string]SourceRef{
+		"oci:/a/b":    {Image: ImageRef{Transport: TransportOCI, Path: "/a/b"}},
+		"oci:/a/b:v1": {Image: ImageRef{Transport: TransportOCI, Path: "/a/b", Tag: "v1"}},
+		"ostree-unverified-image:oci-archive:/x.tar":      {Image: ImageRef{Transport: TransportOCIArchive, Path: "/x.tar"}},
+		"ostree-unverified-registry:quay.io/os/a:1":       {Image: ImageRef{Transport: TransportRegistry, Name: "quay.io/os/a:1"}},
+		"ostree-remote-image:fedora:docker://h:5000/os:1": {Remote: "fedora", Image: ImageRef{Transport: TransportRegistry, Name: "h:5000/os:1"}},
+		"ostree-remote-registry:fedora:h.example/os:2":    {Remote: "fedora", Image: ImageRef{Transport: TransportRegistry, Name: "h.example/os:2"}},
+	} {
+		got, err := ParseSourceRef(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "foo:bar", "docker://", "ostree-remote-image::oci:/x", "ostree-image-signed:docker://h/os:1", "oci:"} {
+		if _, err := ParseSourceRef(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/repo/sign"
 )
 
 // BlobRefPrefix is where imported layers are recorded, as ostree-ext
@@ -35,6 +36,10 @@ type ImportOptions struct {
 	Ref      string    // ref to move to the imported commit (required)
 	Insecure bool      // plain HTTP registry; loopback only
 	Log      io.Writer // progress lines; nil for none
+	// Verifiers, if any, must each find a valid signature of the image's
+	// commit in its detached metadata (ostree-remote-image: the remote's
+	// keys); checked before anything is committed to the repository.
+	Verifiers []sign.Verifier
 }
 
 // ImportResult describes an import.
@@ -63,10 +68,11 @@ func Import(ctx context.Context, r *repo.Repo, imageRef string, opts ImportOptio
 	if err := repo.ValidateRef(opts.Ref); err != nil {
 		return res, fmt.Errorf("import %s: %w", imageRef, err)
 	}
-	ref, err := ParseImageRef(imageRef)
+	src, err := ParseSourceRef(imageRef)
 	if err != nil {
 		return res, err
 	}
+	ref := src.Image
 	logf := func(format string, a ...any) {
 		if opts.Log != nil {
 			fmt.Fprintf(opts.Log, format+"\n", a...)
@@ -121,7 +127,7 @@ func Import(ctx context.Context, r *repo.Repo, imageRef string, opts ImportOptio
 
 	// The ostree layers: one transaction, committed only when the whole
 	// commit is present and every layer verified.
-	st := &importState{xattrs: map[string][]object.Xattr{}, links: map[object.Checksum]string{}, dirtrees: map[object.Checksum][]byte{}, commits: map[object.Checksum][]byte{}}
+	st := &importState{xattrs: map[string][]object.Xattr{}, links: map[object.Checksum]string{}, dirtrees: map[object.Checksum][]byte{}, commits: map[object.Checksum][]byte{}, detached: map[object.Checksum]object.Metadata{}}
 	var blobRefs []string
 	err = r.Update(ctx, func(tx *repo.Transaction) error {
 		for i := 0; i <= commitLayer; i++ {
@@ -139,7 +145,10 @@ func Import(ctx context.Context, r *repo.Repo, imageRef string, opts ImportOptio
 			}
 			res.Fetched = append(res.Fetched, desc.Digest.String())
 		}
-		return st.verifyComplete(tx, base)
+		if err := st.verifyComplete(tx, base); err != nil {
+			return err
+		}
+		return st.verifySignatures(tx.Repo(), base, opts.Verifiers)
 	})
 	if err != nil {
 		return fail(err)
@@ -214,6 +223,34 @@ type importState struct {
 	links    map[object.Checksum]string // file object → xattrs sha256
 	dirtrees map[object.Checksum][]byte // written in this import, for verifyComplete
 	commits  map[object.Checksum][]byte
+	detached map[object.Checksum]object.Metadata
+}
+
+// verifySignatures checks the commit's signatures, reading the commit and
+// its detached metadata from this import or, if already held, the
+// repository.
+func (st *importState) verifySignatures(r *repo.Repo, commit object.Checksum, vs []sign.Verifier) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	data, ok := st.commits[commit]
+	md, mdOK := st.detached[commit]
+	if !ok {
+		var err error
+		if data, err = r.ReadMeta(object.TypeCommit, commit); err != nil {
+			return err
+		}
+	}
+	if !mdOK {
+		var err error
+		if md, err = r.ReadCommitMeta(commit); err != nil {
+			return err
+		}
+	}
+	if _, err := sign.Verify(data, md, vs...); err != nil {
+		return fmt.Errorf("commit %s: signature: %w", commit, err)
+	}
+	return nil
 }
 
 // verifyingReader hashes and counts what passes through it.
@@ -437,6 +474,7 @@ func (st *importState) object(tx *repo.Transaction, rest string, h *tar.Header, 
 			if err != nil {
 				return err
 			}
+			st.detached[c] = m
 			return tx.WriteCommitMeta(c, m)
 		}
 		t, _ := object.ParseType(ext)
