@@ -127,12 +127,16 @@ func TestBoot(t *testing.T) {
 	for _, cut := range []struct {
 		name    string
 		trigger *regexp.Regexp
+		after   time.Duration // wait this long after the trigger
 	}{
 		// Mid-download when the progress shows it; a download too quick
 		// to show partial progress is cut when the deploy starts.
-		{"download", regexp.MustCompile(`download +\[#+-+\] +[1-9]|deploy +\[`)},
-		{"deploy", regexp.MustCompile(`deploy +\[`)},
-		{"flip", regexp.MustCompile(`Deployed `)},
+		{"download", regexp.MustCompile(`download +\[#+-+\] +[1-9]|deploy +\[`), 0},
+		{"deploy", regexp.MustCompile(`deploy +\[`), 0},
+		// Somewhere in the deploy (checkout, /etc merge, kernel copy or
+		// the flip itself), on a loaded machine as on an idle one.
+		{"mid-deploy", regexp.MustCompile(`deploy +\[`), 700 * time.Millisecond},
+		{"flip", regexp.MustCompile(`Deployed `), 0},
 	} {
 		t.Run("PowerCut/"+cut.name, func(t *testing.T) {
 			disk := overlay(t, g.Image, work, "cut-"+cut.name)
@@ -140,8 +144,9 @@ func TestBoot(t *testing.T) {
 			v.waitBooted()
 			v.send("os-update upgrade")
 			m := v.expect(cut.trigger, 10*time.Minute)
+			time.Sleep(cut.after)
 			v.kill()
-			t.Logf("power cut at %q", m[0])
+			t.Logf("power cut %s after %q; console after it: %q", cut.after, m[0], lastLine(v.consoleFrom(v.pos)))
 			v = startVM(t, "4-after-"+cut.name, disk, g.Updates, logDir)
 			v.waitBooted()
 			d := v.booted()
@@ -208,3 +213,13 @@ func TestBoot(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// lastLine is the last non-empty line of console output (progress bars
+// redraw with carriage returns and escape sequences).
+func lastLine(s string) string {
+	s = strings.TrimRight(strings.ReplaceAll(s, "\x1b[K", "\n"), "\n ")
+	if i := strings.LastIndexAny(s, "\n"); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
