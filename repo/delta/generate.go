@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -728,17 +729,25 @@ func (g *generator) flush(raw bool) error {
 	}
 	go func() {
 		defer func() { <-g.slots; close(p.done) }()
-		var buf bytes.Buffer
 		compress := g.compress
 		if raw {
-			buf.Grow(len(payload) + 1)
 			compress = func(_ context.Context, dst io.Writer, payload []byte) error {
 				if _, err := dst.Write([]byte{CompressionXZ}); err != nil {
 					return err
 				}
 				return writeXZStored(dst, payload)
 			}
+			if !g.opts.Inline {
+				// Stored parts are as large as their payload: write
+				// them straight to the file instead of through memory.
+				p.sum, p.size, p.err = writePartFile(g.ctx, filepath.Join(g.stage, strconv.Itoa(i)), payload, compress)
+				if p.err != nil {
+					p.err = fmt.Errorf("%s: %w", partLabel(i), p.err)
+				}
+				return
+			}
 		}
+		var buf bytes.Buffer
 		if p.err = compress(g.ctx, &buf, payload); p.err != nil {
 			p.err = fmt.Errorf("%s: %w", partLabel(i), p.err)
 			return
@@ -780,6 +789,28 @@ func (g *generator) wait() error {
 	}
 	g.pending = nil
 	return first
+}
+
+// writePartFile writes a part file synced, hashing it on the way.
+func writePartFile(ctx context.Context, p string, payload []byte, compress compressor) (sum [32]byte, size int, err error) {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return sum, 0, err
+	}
+	h, cw := sha256.New(), &countWriter{}
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h, cw), 256<<10)
+	err = compress(ctx, bw, payload)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, int(cw.n), err
 }
 
 func writeSynced(p string, data []byte) error {
