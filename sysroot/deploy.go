@@ -322,6 +322,11 @@ func (s *Sysroot) checkoutDeployment(ctx context.Context, d *Deployment, p *plan
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
+	// A stateroot made by `ostree admin os-init` has no deploy/ until its
+	// first deployment; libostree creates it here too.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o775); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
 	if err := s.repo.Checkout(ctx, d.Commit, dir, repo.CheckoutOptions{}); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}

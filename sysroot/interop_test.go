@@ -194,3 +194,30 @@ func sortLines(s string) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// TestDeployIntoOstreeStateroot: `ostree admin os-init` creates only the
+// stateroot's var/; its deploy/ directory appears with the first
+// deployment. Our first deploy into such a stateroot must create it, as
+// libostree does.
+func TestDeployIntoOstreeStateroot(t *testing.T) {
+	testutil.RequireTool(t, "ostree")
+	dir := t.TempDir()
+	clearImmutable(t, dir)
+	testutil.Run(t, "ostree", "admin", "init-fs", dir)
+	testutil.Run(t, "ostree", "admin", "os-init", "testos", "--sysroot", dir)
+	tree := t.TempDir()
+	writeTree(t, tree, treeSpec{version: "1.0"})
+	testutil.Run(t, "ostree", "--repo="+dir+"/ostree/repo", "commit", "-b", "testos/stable", "--add-metadata-string=version=1.0", tree)
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deploy(t, s, "testos/stable")
+	names, _ := ostreeStatus(t, dir)
+	ours, _ := ourStatus(s)
+	if len(ours) != 1 || strings.Join(names, ",") != strings.Join(ours, ",") {
+		t.Fatalf("after our first deploy: ostree %v, ours %v", names, ours)
+	}
+	checkConsistent(t, s)
+}
