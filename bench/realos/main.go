@@ -51,6 +51,8 @@ type bench struct {
 	env            []string // for every child
 	url            string
 	rounds         int
+	reuse          bool     // keep the server and base repositories of an earlier run
+	steps          []string // run only the steps whose names contain one of these
 }
 
 // run runs one child and returns its wall time and peak RSS.
@@ -130,6 +132,8 @@ func main() {
 	buildOnly := flag.Bool("build-only", false, "build the trees and stop")
 	docs := flag.String("write-docs", "", "replace the real-OS section of this BENCHMARKS.md with the table")
 	sizesOnly := flag.Bool("sizes-only", false, "with -write-docs: write only the sizes (for a loaded machine), not the times")
+	reuse := flag.Bool("reuse", false, "keep -dir's server and base repositories (and deltas) from an earlier run")
+	steps := flag.String("steps", "", "comma-separated parts of step names to run (default: all), e.g. pull,deploy")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fail(fmt.Errorf("run as root (debootstrap, chroot, deployments owned by root)"))
@@ -148,9 +152,14 @@ func main() {
 		}
 		return
 	}
-	b := &bench{work: *work, rounds: *rounds}
-	exec.Command("chattr", "-R", "-i", b.work).Run()
-	os.RemoveAll(b.work)
+	b := &bench{work: *work, rounds: *rounds, reuse: *reuse}
+	if *steps != "" {
+		b.steps = strings.Split(*steps, ",")
+	}
+	if !b.reuse {
+		exec.Command("chattr", "-R", "-i", b.work).Run()
+		os.RemoveAll(b.work)
+	}
 	b.bin = filepath.Join(b.work, "bin")
 	b.osu, b.osud = filepath.Join(b.bin, "os-update"), filepath.Join(b.bin, "os-updated")
 	b.must("go", "build", "-o", b.osu, "./cmd/os-update")
@@ -183,20 +192,30 @@ func (b *bench) measure(p *pair) (*results, error) {
 	// The server: ostree's archive repository with both commits, served
 	// by os-update repo serve; ostree's delta is added below.
 	srv := filepath.Join(w, "server")
-	b.must("ostree", "init", "--repo="+srv, "--mode=archive")
-	b.must("ostree", "commit", "--repo="+srv, "-b", ref, "-s", "old", "--tree=dir="+p.old)
-	c1 := strings.TrimSpace(b.must("ostree", "rev-parse", "--repo="+srv, ref))
-	b.must("ostree", "commit", "--repo="+srv, "-b", ref, "-s", "new", "--tree=dir="+p.new)
-	c2 := strings.TrimSpace(b.must("ostree", "rev-parse", "--repo="+srv, ref))
 	srvOSU := filepath.Join(w, "server-osu") // same commits, our delta
-	b.must("cp", "-a", srv, srvOSU)
-
-	// A bare repository at the old commit with the remote, cloned for
-	// every pull and apply.
 	base := filepath.Join(w, "base")
-	b.must("ostree", "init", "--repo="+base, "--mode=bare")
-	b.must("ostree", "pull-local", "--repo="+base, srv, c1)
-	b.must("ostree", "refs", "--repo="+base, "--create=origin:"+ref, c1)
+	var c1, c2 string
+	if _, err := os.Stat(filepath.Join(base, "config")); b.reuse && err == nil {
+		c2 = strings.TrimSpace(b.must("ostree", "rev-parse", "--repo="+srv, ref))
+		c1 = strings.TrimSpace(b.must("ostree", "rev-parse", "--repo="+srv, ref+"^"))
+		b.must("ostree", "remote", "delete", "--repo="+base, "origin")
+		os.RemoveAll(filepath.Join(w, "round0"))
+	} else {
+		os.RemoveAll(w)
+		os.MkdirAll(w, 0o755)
+		b.must("ostree", "init", "--repo="+srv, "--mode=archive")
+		b.must("ostree", "commit", "--repo="+srv, "-b", ref, "-s", "old", "--tree=dir="+p.old)
+		c1 = strings.TrimSpace(b.must("ostree", "rev-parse", "--repo="+srv, ref))
+		b.must("ostree", "commit", "--repo="+srv, "-b", ref, "-s", "new", "--tree=dir="+p.new)
+		c2 = strings.TrimSpace(b.must("ostree", "rev-parse", "--repo="+srv, ref))
+		b.must("cp", "-a", srv, srvOSU)
+
+		// A bare repository at the old commit with the remote, cloned
+		// for every pull and apply.
+		b.must("ostree", "init", "--repo="+base, "--mode=bare")
+		b.must("ostree", "pull-local", "--repo="+base, srv, c1)
+		b.must("ostree", "refs", "--repo="+base, "--create=origin:"+ref, c1)
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,6 +241,9 @@ func (b *bench) measure(p *pair) (*results, error) {
 			order = []int{1, 0}
 		}
 		each := func(step string, f func(tool int, dir string) (sample, error)) error {
+			if !b.selected(step) {
+				return nil
+			}
 			for _, t := range order {
 				dir := filepath.Join(rd, fmt.Sprintf("%s-%d", strings.ReplaceAll(step, " ", "-"), t))
 				s, err := f(t, dir)
@@ -358,7 +380,25 @@ func (b *bench) measure(p *pair) (*results, error) {
 		}
 		os.RemoveAll(rd)
 	}
+	if b.reuse && !b.selected("static delta generation") {
+		for t, r := range []string{srvOSU, srv} {
+			res.sizes = append(res.sizes, fmt.Sprintf("static delta old → new, %s (kept from an earlier run): %d bytes (superblock + parts; fallbacks %d bytes)",
+				toolName(t), dirSize(filepath.Join(r, "deltas")), fallbackBytes(b, r, c1, c2, t)))
+		}
+	}
 	return res, nil
+}
+
+func (b *bench) selected(step string) bool {
+	if len(b.steps) == 0 {
+		return true
+	}
+	for _, s := range b.steps {
+		if strings.Contains(step, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func toolName(t int) string {
@@ -524,13 +564,10 @@ func fallbackBytes(b *bench, repo, c1, c2 string, t int) int64 {
 	out := b.must("ostree", "static-delta", "show", "--repo="+repo, c1+"-"+c2)
 	var total int64
 	for _, l := range strings.Split(out, "\n") {
-		// "Fallback objects: N" then lines are not listed by 2022.7;
-		// the total line reads "Total Fallback Size: 123 (123 bytes)".
-		if strings.HasPrefix(strings.TrimSpace(l), "Fallback Size:") || strings.Contains(l, "Total Fallback Size") {
+		// "Total Fallback Size: 14190308 (14.2 MB)"
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "Total Fallback Size:"); ok {
 			var n int64
-			if i := strings.LastIndex(l, "("); i >= 0 {
-				fmt.Sscanf(l[i+1:], "%d", &n)
-			}
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &n)
 			total += n
 		}
 	}
