@@ -168,6 +168,9 @@ func main() {
 	for _, p := range pairs {
 		res, err := b.measure(p)
 		if err != nil {
+			if res != nil {
+				fmt.Print(res.table(p, false)) // what was measured before the failure
+			}
 			fail(fmt.Errorf("%s: %w", p.variant, err))
 		}
 		table := res.table(p, *sizesOnly)
@@ -259,7 +262,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 		if err := each("commit into bare", func(t int, dir string) (sample, error) {
 			return b.commit(t, dir, "bare", p.new)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		if err := each("commit into archive", func(t int, dir string) (sample, error) {
 			s, err := b.commit(t, dir, "archive", p.new)
@@ -268,7 +271,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 			}
 			return s, err
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		if err := each("static delta generation", func(t int, dir string) (sample, error) {
 			repo := srvOSU
@@ -289,7 +292,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 			}
 			return s, err
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		b.must("ostree", "summary", "-u", "--repo="+srv)
 		deltaDir := findDelta(srv)
@@ -301,14 +304,14 @@ func (b *bench) measure(p *pair) (*results, error) {
 			}
 			return b.ostree("static-delta", "apply-offline", "--repo="+dir, deltaDir)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		if err := each("pull by ostree's static delta into bare", func(t int, dir string) (sample, error) {
 			b.must("cp", "-a", base, dir)
 			defer os.RemoveAll(dir)
 			return b.pull(t, dir, false, c2)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		fresh := ""
 		if err := each("fresh pull, object walk, into bare", func(t int, dir string) (sample, error) {
@@ -321,7 +324,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 			}
 			return b.pull(t, dir, true, c2)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		if err := each("fsck (bare, new commit)", func(t int, dir string) (sample, error) {
 			if t == 0 {
@@ -329,7 +332,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 			}
 			return b.ostree("fsck", "--repo="+fresh)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		os.RemoveAll(fresh)
 		if err := each("admin deploy of the update (steady state)", func(t int, dir string) (sample, error) {
@@ -339,13 +342,15 @@ func (b *bench) measure(p *pair) (*results, error) {
 				return sample{}, err
 			}
 			defer b.remove(dir)
-			b.must("ostree", "pull-local", "--repo="+dir+"/ostree/repo", srv, c2)
 			if _, err := b.deploy(t, dir, c1); err != nil {
 				return sample{}, err
 			}
+			// A ref keeps the update from the deploys' prune.
+			b.must("ostree", "pull-local", "--repo="+dir+"/ostree/repo", srv, c2)
+			b.must("ostree", "refs", "--repo="+dir+"/ostree/repo", "--create=bench/update", c2)
 			return b.deploy(t, dir, c2)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		if err := each("host update: delta pull into the sysroot + deploy", func(t int, dir string) (sample, error) {
 			if err := b.sysroot(t, dir, srv, c1); err != nil {
@@ -359,7 +364,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 			s2, err := b.deploy(t, dir, "origin:"+ref)
 			return s1.plus(s2), err
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		if err := each("upgrade end to end: os-updated vs ostree pull + admin deploy", func(t int, dir string) (sample, error) {
 			if err := b.sysroot(t, dir, srv, c1); err != nil {
@@ -376,7 +381,7 @@ func (b *bench) measure(p *pair) (*results, error) {
 			}
 			return b.daemonUpgrade(dir, c2)
 		}); err != nil {
-			return nil, err
+			return res, err
 		}
 		os.RemoveAll(rd)
 	}
@@ -609,6 +614,9 @@ func (r *results) table(p *pair, sizesOnly bool) string {
 	fmt.Fprintf(&s, "\n| step | os-update | ostree | os-update / ostree time | peak RSS os-update / ostree |\n|---|---:|---:|---:|---:|\n")
 	for _, step := range r.order {
 		v := r.by[step]
+		if len(v[0]) == 0 || len(v[1]) == 0 {
+			continue // cut short by a failure
+		}
 		a, o := median(v[0]), median(v[1])
 		fmt.Fprintf(&s, "| %s | %.2f s | %.2f s | %.2f | %.0f MB / %.0f MB |\n", step, a.wall.Seconds(), o.wall.Seconds(),
 			a.wall.Seconds()/o.wall.Seconds(), float64(a.rss)/1024, float64(o.rss)/1024)
