@@ -479,8 +479,11 @@ func (b *bench) remove(dir string) {
 // private bus; the peak RSS is the larger of the client's and the
 // daemon's (VmHWM).
 func (b *bench) daemonUpgrade(sysroot, want string) (sample, error) {
-	dir := sysroot + ".bus"
-	os.MkdirAll(dir, 0o755)
+	// Short: a unix socket path has at most 107 bytes.
+	dir, err := os.MkdirTemp("", "realos-bus-")
+	if err != nil {
+		return sample{}, err
+	}
 	defer os.RemoveAll(dir)
 	conf := filepath.Join(dir, "bus.conf")
 	os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
