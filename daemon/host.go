@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osupdate/os-update/compose/layer"
 	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/internal/osrelease"
 	"github.com/osupdate/os-update/repo"
@@ -82,7 +83,7 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 
 // Repair removes what an interrupted operation left: deployments and boot
 // directories the boot configuration does not reference, and staging
-// directories of the repository.
+// directories of the repository, and the work directories of layerings.
 func (b *HostBackend) Repair(ctx context.Context) error {
 	s, err := b.open()
 	if err != nil {
@@ -93,6 +94,11 @@ func (b *HostBackend) Repair(ctx context.Context) error {
 	}
 	defer s.Close()
 	if _, err := s.Cleanup(ctx, false); err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	// A layering killed with the daemon left its checkout behind; no
+	// transaction runs yet, so every work directory is abandoned.
+	if err := layer.RemoveAbandoned(filepath.Join(s.Repo().Path(), "tmp")); err != nil {
 		return fmt.Errorf("repair: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -327,5 +328,61 @@ func TestLayeringCancel(t *testing.T) {
 	}
 	if etcAfter, _ := os.ReadFile("/etc/passwd"); string(etcAfter) != string(etcBefore) {
 		t.Error("the host's /etc/passwd changed")
+	}
+}
+
+// TestLayeringCrash: the daemon is SIGKILLed while a layered package's
+// scriptlet runs. Nothing is deployed, the repository stays consistent
+// (our fsck and ostree's), the next daemon start removes the abandoned
+// work directory, and the next install succeeds.
+func TestLayeringCrash(t *testing.T) {
+	h := newLayerHost(t)
+	h.publishComposed("shell", "kernel", "tool=1.0-1.noarch", "extra")
+	h.mustClient("upgrade")
+	before := h.status()
+	go h.client("install", "sleeper")
+	tmp := filepath.Join(h.sysroot, "ostree/repo/tmp")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if m, _ := filepath.Glob(filepath.Join(tmp, "layer-*", "overlay-*", "upper", "usr", "share", "sleeper-started")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scriptlet never started\n%s", h.daemonLog.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.killDaemon()
+	// The sandbox dies with the daemon (bwrap --die-with-parent).
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-f", "sleeper-started").Output()
+		if len(strings.TrimSpace(string(out))) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scriptlet outlived the killed daemon: pids %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.startDaemon()
+	if m, _ := filepath.Glob(filepath.Join(tmp, "layer-*")); len(m) != 0 {
+		t.Errorf("the restarted daemon left the abandoned work directory: %v", m)
+	}
+	if after := h.status(); len(after.Deployments) != len(before.Deployments) || after.Deployments[0].Checksum != before.Deployments[0].Checksum {
+		t.Errorf("a killed install changed the deployments: %+v", after.Deployments)
+	}
+	repoDir := filepath.Join(h.sysroot, "ostree/repo")
+	osu(t, "repo", "fsck", "--repo", repoDir)
+	if out, err := exec.Command("ostree", "fsck", "--repo="+repoDir).CombinedOutput(); err != nil {
+		t.Fatalf("ostree fsck after the kill: %v\n%s", err, out)
+	}
+	h.mustClient("install", "hello")
+	def, root := h.defaultDeployment()
+	if def.Checksum == before.Deployments[0].Checksum {
+		t.Fatal("install after the crash deployed nothing")
+	}
+	if qa := rpmQA(t, root); !strings.Contains(qa, "hello-1.0-1") {
+		t.Errorf("rpm -qa after the install:\n%s", qa)
 	}
 }

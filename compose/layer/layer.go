@@ -218,6 +218,28 @@ type local struct {
 
 func isLocalFile(s string) bool { return strings.HasSuffix(s, ".rpm") }
 
+// workPrefix names the work directories Build makes in WorkDir.
+const workPrefix = "layer-"
+
+// RemoveAbandoned removes the work directories that builds killed before
+// their own cleanup left in workDir (the default WorkDir is the
+// repository's tmp directory). Call it only when no build can be running,
+// as the daemon does when it starts. The checkouts hold hardlinks to the
+// repository's objects, never the objects themselves, so removing them
+// loses nothing.
+func RemoveAbandoned(workDir string) error {
+	dirs, err := filepath.Glob(filepath.Join(workDir, workPrefix+"*"))
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("remove abandoned layering work directory: %w", err)
+		}
+	}
+	return nil
+}
+
 func (b *builder) run(ctx context.Context) error {
 	opts := &b.opts
 	r := opts.Repo
@@ -229,7 +251,7 @@ func (b *builder) run(ctx context.Context) error {
 	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(opts.WorkDir, "layer-")
+	work, err := os.MkdirTemp(opts.WorkDir, workPrefix)
 	if err != nil {
 		return fmt.Errorf("layer work directory: %w", err)
 	}
