@@ -162,6 +162,10 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 			e.printf("   BaseCommit: %s\n", d.BaseChecksum)
 		}
 		e.printf("       Commit: %s\n", d.Checksum)
+		if d.ContainerImageReference != "" {
+			e.printf("        Image: %s\n", d.ContainerImageReference)
+			e.printf("  ImageDigest: %s\n", d.ContainerImageDigest)
+		}
 		if len(d.Packages) > 0 {
 			e.printf("LayeredPackages: %s\n", strings.Join(d.Packages, " "))
 		}
@@ -503,17 +507,22 @@ func hostRollback(ctx context.Context, e *env, args []string) error {
 }
 
 func hostRebase(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "rebase", "REMOTE:REF [--allow-downgrade] [--reboot]")
+	f := newFlags(e, "rebase", "REMOTE:REF|ostree-unverified-image:IMAGE|ostree-unverified-registry:HOST/NAME:TAG|ostree-remote-image:REMOTE:IMAGE [--allow-downgrade] [--insecure] [--reboot]")
 	t := addTxnFlags(f, true)
 	allowDowngrade := f.Bool("allow-downgrade", false, "accept a commit older than the current one")
+	insecure := f.Bool("insecure", false, "image registry over plain HTTP without TLS verification (loopback registries only)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want REMOTE:REF")
+		return usagef("want REMOTE:REF or an image reference")
 	}
-	_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(map[string]any{api.OptAllowDowngrade: *allowDowngrade}))
+	opts := map[string]any{api.OptAllowDowngrade: *allowDowngrade}
+	if *insecure {
+		opts[api.OptInsecure] = true
+	}
+	_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(opts))
 	return err
 }
 

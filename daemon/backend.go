@@ -25,6 +25,7 @@ type Request struct {
 	Preview                                        bool
 	DownloadOnly                                   bool
 	AllowDowngrade                                 bool
+	Insecure                                       bool // Rebase to an image: plain-HTTP loopback registry
 	Stage                                          bool // deploy staged: finalize makes it the default at shutdown
 	CleanupRollback, CleanupPending, CleanupCache  bool
 	CleanupRefs                                    bool // remove remote refs no deployment follows

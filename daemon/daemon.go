@@ -440,7 +440,7 @@ func (d *Daemon) Rebase(sender dbus.Sender, msg dbus.Message, refspec string, o 
 		return "/", err
 	}
 	opts := options(o)
-	if err := opts.check(api.OptAllowDowngrade); err != nil {
+	if err := opts.check(api.OptAllowDowngrade, api.OptInsecure); err != nil {
 		return "/", err
 	}
 	if refspec == "" {
@@ -449,6 +449,9 @@ func (d *Daemon) Rebase(sender dbus.Sender, msg dbus.Message, refspec string, o 
 	req := Request{Kind: KindRebase, Refspec: refspec}
 	var err *dbus.Error
 	if req.AllowDowngrade, err = opts.bool(api.OptAllowDowngrade); err != nil {
+		return "/", err
+	}
+	if req.Insecure, err = opts.bool(api.OptInsecure); err != nil {
 		return "/", err
 	}
 	return d.submit(sender, req, opts)

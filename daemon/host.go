@@ -14,6 +14,7 @@ import (
 	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/internal/osrelease"
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/container"
 	"github.com/osupdate/os-update/repo/object"
 	"github.com/osupdate/os-update/repo/pull"
 	"github.com/osupdate/os-update/repo/remote"
@@ -76,6 +77,12 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 			ad.Timestamp = int64(cm.Timestamp)
 		}
 		layerInfo(s.Repo(), d.Deployment, &ad)
+		if img := imageOf(d.Deployment); img != "" {
+			ad.ContainerImageReference, ad.ContainerImageDigest = img, imageDigestOf(d.Deployment)
+			if ad.Origin == "" {
+				ad.Origin = img
+			}
+		}
 		st.Deployments = append(st.Deployments, ad)
 	}
 	return st, nil
@@ -124,8 +131,14 @@ func (b *HostBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 func (b *HostBackend) run(ctx context.Context, s *sysroot.Sysroot, st *sysroot.Status, req Request, rep Reporter) (Result, error) {
 	switch req.Kind {
 	case KindUpgrade:
+		if imageOf(st.Current) != "" {
+			return b.imageUpgrade(ctx, s, st, req, rep, "")
+		}
 		return b.upgrade(ctx, s, st, req, rep, "")
 	case KindRebase:
+		if container.IsSourceRef(req.Refspec) {
+			return b.imageUpgrade(ctx, s, st, req, rep, req.Refspec)
+		}
 		return b.upgrade(ctx, s, st, req, rep, req.Refspec)
 	case KindDeploy:
 		return b.deployRevision(ctx, s, st, req, rep)

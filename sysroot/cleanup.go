@@ -157,8 +157,10 @@ func (s *Sysroot) cleanLeftovers(res *CleanupResult) error {
 }
 
 // writeDeploymentRefs points refs ostree/BV/SUB/INDEX at the commit of
-// every deployment (the staged one too) and deletes other ostree/ refs,
-// as libostree does, so that a refs-only prune keeps what is deployed.
+// every deployment (the staged one too) and deletes other refs of that
+// form, as libostree does, so that a refs-only prune keeps what is
+// deployed. Other ostree/ refs (ostree/container/... of imported images)
+// are not deployment refs and stay.
 func (s *Sysroot) writeDeploymentRefs() error {
 	want := map[string]bool{}
 	list := s.Deployments
@@ -180,13 +182,27 @@ func (s *Sysroot) writeDeploymentRefs() error {
 		return fmt.Errorf("deployment refs: %w", err)
 	}
 	for _, r := range refs {
-		if r.Remote == "" && strings.HasPrefix(r.Name, "ostree/") && !want[r.Name] {
+		if r.Remote == "" && isDeploymentRef(r.Name) && !want[r.Name] {
 			if err := s.repo.SetRef("", r.Name, [32]byte{}); err != nil {
 				return fmt.Errorf("delete deployment ref %s: %w", r.Name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// isDeploymentRef reports whether a ref is ostree/N/N/N.
+func isDeploymentRef(name string) bool {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "ostree" {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // setImmutable sets or clears FS_IMMUTABLE_FL on a directory, where the

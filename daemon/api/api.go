@@ -40,6 +40,7 @@ const (
 	OptPreview          = "preview"            // b (Upgrade): check and report package changes
 	OptDownloadOnly     = "download-only"      // b (Upgrade): pull, do not deploy
 	OptAllowDowngrade   = "allow-downgrade"    // b (Upgrade, Rebase): go to an older commit; Deploy accepts it and always may
+	OptInsecure         = "insecure"           // b (Rebase): plain-HTTP image registry, loopback only; the origin keeps it for upgrades
 	OptStage            = "stage"              // b (Upgrade): write the deployment; it becomes the default at shutdown (finalize)
 	OptCleanupRollback  = "rollback"           // b (Cleanup): remove the rollback deployment
 	OptCleanupPending   = "pending"            // b (Cleanup): remove the pending deployment
@@ -89,6 +90,10 @@ type Deployment struct {
 	Removed      []string          `json:"removed-base-packages,omitempty"`
 	Replaced     []string          `json:"replaced-base-packages,omitempty"`
 	Extra        map[string]string `json:"extra,omitempty"`
+	// An image-based deployment (rebased to a container image): the
+	// image reference it follows and the manifest digest it came from.
+	ContainerImageReference string `json:"container-image-reference,omitempty"`
+	ContainerImageDigest    string `json:"container-image-digest,omitempty"`
 }
 
 // CachedUpdate is the result of the last update check.

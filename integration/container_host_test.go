@@ -1,0 +1,269 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/osupdate/os-update/internal/testutil"
+	"github.com/osupdate/os-update/repo"
+)
+
+// startRegistry runs Debian's docker-registry on 127.0.0.1 (plain HTTP);
+// it returns host:port and the path of its access log.
+func startRegistry(t *testing.T) (string, string) {
+	t.Helper()
+	bin := testutil.RequireTool(t, "docker-registry")
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := filepath.Join(dir, "config.yml")
+	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "registry.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr, logPath
+			}
+		}
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("docker-registry exited: %v\n%s", err, b)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("docker-registry did not answer on %s\n%s", addr, b)
+		}
+	}
+}
+
+var registryBlobGet = regexp.MustCompile(`"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64}) HTTP`)
+
+// registryBlobGets lists the blob digests fetched with GET in the
+// registry's log after offset bytes.
+func registryBlobGets(t *testing.T, logPath string, offset int) []string {
+	t.Helper()
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range registryBlobGet.FindAllStringSubmatch(string(b[offset:]), -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			out = append(out, m[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fileSize(t *testing.T, p string) int {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Size())
+}
+
+// registryManifest reads an image's manifest digest and layer digests
+// from the registry's HTTP API.
+func registryManifest(t *testing.T, addr, name, tag string) (string, []string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/"+name+"/manifests/"+tag, nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Layers []struct{ Digest string } `json:"layers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	var layers []string
+	for _, l := range m.Layers {
+		layers = append(layers, l.Digest)
+	}
+	return resp.Header.Get("Docker-Content-Digest"), layers
+}
+
+var manifestOut = regexp.MustCompile(`manifest (sha256:[0-9a-f]{64})`)
+
+// encapsulatePush writes a commit of the server repository to the
+// registry and returns the manifest digest it reports.
+func (h *host) encapsulatePush(rev, dest string) string {
+	h.t.Helper()
+	out := osu(h.t, "compose", "container-encapsulate", "--repo", h.server.Path(), "--insecure", "--group-by-path", rev, dest)
+	m := manifestOut.FindStringSubmatch(out)
+	if m == nil {
+		h.t.Fatalf("encapsulate output: %s", out)
+	}
+	return m[1]
+}
+
+// A sysroot is rebased through the daemon to an image in a registry on
+// loopback, follows its tag with upgrade (fetching only the changed
+// layers), rolls back like with any commit, and refuses an image without
+// a kernel with nothing deployed.
+func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
+	h := newHost(t)
+	addr, regLog := startRegistry(t)
+	imgRef := "ostree-unverified-registry:" + addr + "/testos:stable"
+
+	// The same content in both versions but for os-release and one file.
+	fixed := func(tool string) map[string]string {
+		m := map[string]string{
+			"usr/lib/modules/6.1.0/vmlinuz":       "kernel\n",
+			"usr/lib/modules/6.1.0/initramfs.img": "initramfs\n",
+			"usr/bin/tool":                        tool,
+		}
+		for i := 0; i < 200; i++ {
+			m[fmt.Sprintf("usr/share/data/f%03d", i)] = strings.Repeat(fmt.Sprintf("data %d\n", i), 50)
+		}
+		return m
+	}
+	v1 := h.publish("10", fixed("tool 10\n"))
+	d1 := h.encapsulatePush(v1.String(), "docker://"+addr+"/testos:stable")
+	_, layers1 := registryManifest(t, addr, "testos", "stable")
+
+	h.mustClient("rebase", "--insecure", imgRef)
+	st := h.status()
+	d := st.Deployments[0]
+	if len(st.Deployments) != 2 || d.Checksum != v1.String() || d.ContainerImageReference != imgRef || d.ContainerImageDigest != d1 || d.Origin != imgRef || d.Version != "10" {
+		t.Fatalf("after rebase to the image: %+v", st.Deployments)
+	}
+	origin := string(mustRead(t, filepath.Join(h.sysroot, "ostree/deploy", testOS, "deploy", fmt.Sprintf("%s.%d.origin", d.Checksum, d.Serial))))
+	if !strings.Contains(origin, "container-image-reference="+imgRef) {
+		t.Fatalf("origin file:\n%s", origin)
+	}
+	text := h.mustClient("status")
+	if !strings.Contains(text, "Image: "+imgRef) || !strings.Contains(text, "ImageDigest: "+d1) {
+		t.Fatalf("status text:\n%s", text)
+	}
+
+	// The tag has not moved: no update, nothing downloaded but the manifest.
+	off := fileSize(t, regLog)
+	if _, _, err := h.client("upgrade", "--check"); exitCode(err) != 77 {
+		t.Fatalf("upgrade --check with the tag unchanged: %v, want exit 77 (no update)", err)
+	}
+	if out := h.mustClient("upgrade"); !strings.Contains(out, "No update available") {
+		t.Fatalf("upgrade with the tag unchanged: %s", out)
+	}
+	if n := len(h.status().Deployments); n != 2 {
+		t.Fatalf("upgrade with the tag unchanged deployed: %d deployments", n)
+	}
+	if got := registryBlobGets(t, regLog, off); len(got) != 0 {
+		t.Fatalf("no-update check downloaded blobs %v", got)
+	}
+
+	// v2 changes one file; only its layers are downloaded.
+	v2 := h.publish("11", fixed("tool version 11, changed\n"))
+	d2 := h.encapsulatePush(v2.String(), "docker://"+addr+"/testos:stable")
+	_, layers2 := registryManifest(t, addr, "testos", "stable")
+	old := map[string]bool{}
+	for _, l := range layers1 {
+		old[l] = true
+	}
+	var changed []string
+	for _, l := range layers2 {
+		if !old[l] {
+			changed = append(changed, l)
+		}
+	}
+	sort.Strings(changed)
+	if len(changed) == 0 || len(changed) >= len(layers2) {
+		t.Fatalf("v2 changes %d of %d layers; the test needs some but not all", len(changed), len(layers2))
+	}
+	off = fileSize(t, regLog)
+	upOut := h.mustClient("upgrade")
+	var fetchedLayers []string
+	for _, g := range registryBlobGets(t, regLog, off) {
+		for _, l := range layers2 {
+			if g == l {
+				fetchedLayers = append(fetchedLayers, g)
+			}
+		}
+	}
+	sort.Strings(fetchedLayers)
+	if strings.Join(fetchedLayers, " ") != strings.Join(changed, " ") {
+		t.Fatalf("upgrade fetched layers %v, want only the changed %v (of %d)\n%s", fetchedLayers, changed, len(layers2), upOut)
+	}
+	st = h.status()
+	if st.Deployments[0].Checksum != v2.String() || st.Deployments[0].ContainerImageDigest != d2 || st.Deployments[1].Checksum != v1.String() || !st.Deployments[1].Rollback {
+		t.Fatalf("after upgrade: %+v", st.Deployments)
+	}
+	if b := mustRead(t, filepath.Join(h.sysroot, "ostree/deploy", testOS, "deploy", fmt.Sprintf("%s.%d", v2, st.Deployments[0].Serial), "usr/bin/tool")); string(b) != "tool version 11, changed\n" {
+		t.Fatalf("deployed usr/bin/tool: %q", b)
+	}
+
+	// Rollback as with any commit.
+	h.mustClient("rollback")
+	st = h.status()
+	if st.Deployments[0].Checksum != v1.String() || st.Deployments[0].ContainerImageDigest != d1 || st.Deployments[1].Checksum != v2.String() {
+		t.Fatalf("after rollback: %+v", st.Deployments)
+	}
+
+	// An image without a kernel is refused; nothing is deployed.
+	bad := filepath.Join(h.dir, "tree-nokernel")
+	os.MkdirAll(filepath.Join(bad, "usr/lib"), 0o755)
+	os.WriteFile(filepath.Join(bad, "usr/lib/os-release"), []byte("ID=testos\n"), 0o644)
+	bc, err := h.server.CommitDir(context.Background(), bad, repo.CommitOptions{Branch: "testos/nokernel", Subject: "no kernel", Timestamp: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.encapsulatePush(bc.String(), "docker://"+addr+"/testos:nokernel")
+	before := h.status().Deployments
+	if _, errOut, err := h.client("rebase", "--insecure", "ostree-unverified-registry:"+addr+"/testos:nokernel"); err == nil || !strings.Contains(errOut, "not bootable") {
+		t.Fatalf("rebase to an image without a kernel: %v %s", err, errOut)
+	}
+	after := h.status().Deployments
+	if len(after) != len(before) || after[0].Checksum != before[0].Checksum || after[1].Checksum != before[1].Checksum {
+		t.Fatalf("a refused image changed the deployments: %+v -> %+v", before, after)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(h.sysroot, "ostree/deploy", testOS, "deploy", bc.String()+".*"))
+	if len(dirs) != 0 {
+		t.Fatalf("refused image left deployment directories %v", dirs)
+	}
+}
