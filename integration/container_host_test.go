@@ -267,3 +267,46 @@ func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
 		t.Fatalf("refused image left deployment directories %v", dirs)
 	}
 }
+
+// ostree-remote-image: deploys only images whose commit is signed with the
+// remote's keys; an older image on the followed tag is refused unless
+// --allow-downgrade.
+func TestHostContainerImageSignedAndDowngrade(t *testing.T) {
+	h := newHost(t)
+	addr, _ := startRegistry(t)
+	v1 := h.publish("10", nil)
+	h.encapsulatePush(v1.String(), "docker://"+addr+"/testos:stable")
+	// The same tree, committed without a signature.
+	unsigned, err := h.server.CommitDir(context.Background(), filepath.Join(h.dir, "tree-10"), repo.CommitOptions{Branch: "testos/unsigned", Subject: "unsigned", Timestamp: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.encapsulatePush(unsigned.String(), "docker://"+addr+"/testos:unsigned")
+
+	if _, errOut, err := h.client("rebase", "--insecure", "ostree-remote-image:origin:docker://"+addr+"/testos:unsigned"); err == nil || !strings.Contains(errOut, "signature") {
+		t.Fatalf("rebase to an unsigned image with ostree-remote-image: %v %s", err, errOut)
+	}
+	if st := h.status(); len(st.Deployments) != 1 {
+		t.Fatalf("a refused unsigned image was deployed: %+v", st.Deployments)
+	}
+	ref := "ostree-remote-image:origin:docker://" + addr + "/testos:stable"
+	h.mustClient("rebase", "--insecure", ref)
+	if st := h.status(); len(st.Deployments) != 2 || st.Deployments[0].Checksum != v1.String() || st.Deployments[0].ContainerImageReference != ref {
+		t.Fatalf("after rebase to the signed image: %+v", st.Deployments)
+	}
+
+	// An older commit pushed to the tag.
+	h.at = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	old := h.publish("9", nil)
+	h.encapsulatePush(old.String(), "docker://"+addr+"/testos:stable")
+	if _, errOut, err := h.client("upgrade"); err == nil || !strings.Contains(errOut, "refusing to downgrade") {
+		t.Fatalf("upgrade to an older image: %v %s", err, errOut)
+	}
+	if st := h.status(); len(st.Deployments) != 2 || st.Deployments[0].Checksum != v1.String() {
+		t.Fatalf("a refused older image was deployed: %+v", st.Deployments)
+	}
+	h.mustClient("upgrade", "--allow-downgrade")
+	if st := h.status(); st.Deployments[0].Checksum != old.String() || st.Deployments[1].Checksum != v1.String() {
+		t.Fatalf("after upgrade --allow-downgrade: %+v", st.Deployments)
+	}
+}
