@@ -310,3 +310,28 @@ func TestHostContainerImageSignedAndDowngrade(t *testing.T) {
 		t.Fatalf("after upgrade --allow-downgrade: %+v", st.Deployments)
 	}
 }
+
+// ostree-unverified-image:oci:PATH: an image in an OCI layout directory
+// deploys through the daemon; upgrade follows the layout's tag.
+func TestHostContainerImageOCILayout(t *testing.T) {
+	h := newHost(t)
+	dir := filepath.Join(h.dir, "layout")
+	v1 := h.publish("10", nil)
+	d1 := h.encapsulatePush(v1.String(), "oci:"+dir+":stable")
+	ref := "ostree-unverified-image:oci:" + dir + ":stable"
+	h.mustClient("rebase", ref)
+	st := h.status()
+	if len(st.Deployments) != 2 || st.Deployments[0].Checksum != v1.String() || st.Deployments[0].ContainerImageDigest != d1 {
+		t.Fatalf("after rebase to the OCI layout: %+v", st.Deployments)
+	}
+	v2 := h.publish("11", nil)
+	d2 := h.encapsulatePush(v2.String(), "oci:"+dir+":stable")
+	if d2 == d1 {
+		t.Fatal("v2 has v1's manifest digest")
+	}
+	h.mustClient("upgrade")
+	st = h.status()
+	if st.Deployments[0].Checksum != v2.String() || st.Deployments[0].ContainerImageDigest != d2 || st.Deployments[0].ContainerImageReference != ref {
+		t.Fatalf("after upgrade from the OCI layout: %+v", st.Deployments)
+	}
+}
