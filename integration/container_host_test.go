@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -18,92 +16,6 @@ import (
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
 )
-
-// startRegistry runs Debian's docker-registry on 127.0.0.1 (plain HTTP);
-// it returns host:port and the path of its access log.
-func startRegistry(t *testing.T) (string, string) {
-	t.Helper()
-	bin := testutil.RequireTool(t, "docker-registry")
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := filepath.Join(dir, "config.yml")
-	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "registry.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr, logPath
-			}
-		}
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("docker-registry exited: %v\n%s", err, b)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("docker-registry did not answer on %s\n%s", addr, b)
-		}
-	}
-}
-
-var registryBlobGet = regexp.MustCompile(`"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64}) HTTP`)
-
-// registryBlobGets lists the blob digests fetched with GET in the
-// registry's log after offset bytes.
-func registryBlobGets(t *testing.T, logPath string, offset int) []string {
-	t.Helper()
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range registryBlobGet.FindAllStringSubmatch(string(b[offset:]), -1) {
-		if !seen[m[1]] {
-			seen[m[1]] = true
-			out = append(out, m[1])
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func fileSize(t *testing.T, p string) int {
-	t.Helper()
-	st, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(st.Size())
-}
 
 // registryManifest reads an image's manifest digest and layer digests
 // from the registry's HTTP API.
@@ -149,7 +61,8 @@ func (h *host) encapsulatePush(rev, dest string) string {
 // a kernel with nothing deployed.
 func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
 	h := newHost(t)
-	addr, regLog := startRegistry(t)
+	reg := testutil.StartRegistry(t, "")
+	addr := reg.Addr
 	imgRef := "ostree-unverified-registry:" + addr + "/testos:stable"
 
 	// The same content in both versions but for os-release and one file.
@@ -184,7 +97,7 @@ func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
 	}
 
 	// The tag has not moved: no update, nothing downloaded but the manifest.
-	off := fileSize(t, regLog)
+	off := reg.LogSize(t)
 	if _, _, err := h.client("upgrade", "--check"); exitCode(err) != 77 {
 		t.Fatalf("upgrade --check with the tag unchanged: %v, want exit 77 (no update)", err)
 	}
@@ -194,7 +107,7 @@ func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
 	if n := len(h.status().Deployments); n != 2 {
 		t.Fatalf("upgrade with the tag unchanged deployed: %d deployments", n)
 	}
-	if got := registryBlobGets(t, regLog, off); len(got) != 0 {
+	if got := reg.BlobGets(t, off); len(got) != 0 {
 		t.Fatalf("no-update check downloaded blobs %v", got)
 	}
 
@@ -216,10 +129,10 @@ func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
 	if len(changed) == 0 || len(changed) >= len(layers2) {
 		t.Fatalf("v2 changes %d of %d layers; the test needs some but not all", len(changed), len(layers2))
 	}
-	off = fileSize(t, regLog)
+	off = reg.LogSize(t)
 	upOut := h.mustClient("upgrade")
 	var fetchedLayers []string
-	for _, g := range registryBlobGets(t, regLog, off) {
+	for _, g := range reg.BlobGets(t, off) {
 		for _, l := range layers2 {
 			if g == l {
 				fetchedLayers = append(fetchedLayers, g)
@@ -273,7 +186,7 @@ func TestHostRebaseToContainerImageUpgradeRollback(t *testing.T) {
 // --allow-downgrade.
 func TestHostContainerImageSignedAndDowngrade(t *testing.T) {
 	h := newHost(t)
-	addr, _ := startRegistry(t)
+	addr := testutil.StartRegistry(t, "").Addr
 	v1 := h.publish("10", nil)
 	h.encapsulatePush(v1.String(), "docker://"+addr+"/testos:stable")
 	// The same tree, committed without a signature.

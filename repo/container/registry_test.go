@@ -5,122 +5,22 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// startRegistry runs Debian's docker-registry on 127.0.0.1 with storage
-// in a temporary directory; it returns the host:port and the path of the
-// access log.
-func startRegistry(t *testing.T) (string, string) { return startRegistryWith(t, "") }
-
-// startRegistryWith adds extra YAML (e.g. an auth section) to the config.
-func startRegistryWith(t *testing.T, extra string) (string, string) {
-	t.Helper()
-	bin := testutil.RequireTool(t, "docker-registry")
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := filepath.Join(dir, "config.yml")
-	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-%s`, filepath.Join(dir, "data"), addr, extra)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "registry.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return addr, logPath
-			}
-		}
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("docker-registry exited: %v\n%s", err, b)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("docker-registry did not answer on %s\n%s", addr, b)
-		}
-	}
-}
-
-var blobGet = regexp.MustCompile(`"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64}) HTTP`)
-
-// blobGets lists the layer digests fetched with GET in the log after
-// offset (the config blob left out).
-func blobGets(t *testing.T, logPath string, offset int, config string) []string {
-	t.Helper()
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range blobGet.FindAllStringSubmatch(string(b[offset:]), -1) {
-		if m[1] != config {
-			out = append(out, m[1])
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func logSize(t *testing.T, p string) int {
-	st, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(st.Size())
-}
-
 func TestRegistryPushSkopeoImportUpdate(t *testing.T) {
 	testutil.RequireRoot(t)
 	skopeo := testutil.RequireTool(t, "skopeo")
-	addr, regLog := startRegistry(t)
+	reg := testutil.StartRegistry(t, "")
+	addr := reg.Addr
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "root")
 	osTree(t, root, "package b v1")
@@ -159,24 +59,24 @@ func TestRegistryPushSkopeoImportUpdate(t *testing.T) {
 
 	// Pull v1 from the registry, then v2: only changed layers move.
 	dst := newRepo(t, repo.ModeArchive)
-	off := logSize(t, regLog)
+	off := reg.LogSize(t)
 	r1, err := Import(ctx, dst, v1ref, ImportOptions{Ref: "os", Insecure: true})
 	if err != nil || r1.Commit != c1 {
 		t.Fatalf("import v1: %v %v", r1.Commit, err)
 	}
-	if got := blobGets(t, regLog, off, r1.ConfigDigest); len(got) != len(r1.Fetched) {
+	if got := reg.BlobGets(t, off, r1.ConfigDigest); len(got) != len(r1.Fetched) {
 		t.Fatalf("v1: registry served %d blobs %v, import fetched %v", len(got), got, r1.Fetched)
 	}
 	v2ref := "docker://" + addr + "/os:v2"
 	if _, err := Encapsulate(ctx, src, c2.String(), v2ref, EncapsulateOptions{Insecure: true}); err != nil {
 		t.Fatal(err)
 	}
-	off = logSize(t, regLog)
+	off = reg.LogSize(t)
 	r2, err := Import(ctx, dst, v2ref, ImportOptions{Ref: "os", Insecure: true})
 	if err != nil || r2.Commit != c2 {
 		t.Fatalf("import v2: %v %v", r2.Commit, err)
 	}
-	served := blobGets(t, regLog, off, r2.ConfigDigest)
+	served := reg.BlobGets(t, off, r2.ConfigDigest)
 	fetched := append([]string(nil), r2.Fetched...)
 	sort.Strings(fetched)
 	if len(served) != 2 || strings.Join(served, " ") != strings.Join(fetched, " ") {
@@ -192,7 +92,7 @@ func TestBuildahDerivedImage(t *testing.T) {
 	testutil.RequireRoot(t)
 	buildah := testutil.RequireTool(t, "buildah")
 	busybox := testutil.RequireTool(t, "busybox")
-	addr, _ := startRegistry(t)
+	addr := testutil.StartRegistry(t, "").Addr
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "root")
 	osTree(t, root, "package b v1")
@@ -286,7 +186,7 @@ func TestRegistryAuthFromAuthJSON(t *testing.T) {
 	}
 	htpasswd := filepath.Join(dir, "htpasswd")
 	os.WriteFile(htpasswd, []byte("builder:"+string(hash)+"\n"), 0o644)
-	addr, _ := startRegistryWith(t, fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", htpasswd))
+	addr := testutil.StartRegistry(t, fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", htpasswd)).Addr
 	t.Setenv("HOME", dir) // no ~/.docker/config.json of the machine
 	t.Setenv("DOCKER_CONFIG", "")
 	t.Setenv("XDG_RUNTIME_DIR", dir)
