@@ -13,6 +13,8 @@ import (
 
 	"github.com/osupdate/os-update/internal/testutil"
 	"github.com/osupdate/os-update/repo"
+	"github.com/osupdate/os-update/repo/object"
+	"github.com/osupdate/os-update/sysroot"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -138,7 +140,33 @@ RUN rm /etc/removeme && echo ID=derived > /etc/os-release
 	t.Cleanup(func() { testutil.RunErr(buildah, append(append([]string{}, storage...), "rmi", "--all", "--force")...) })
 	run("push", "--tls-verify=false", "localhost/derived:1", "docker://"+addr+"/derived:1")
 
-	dst := newRepo(t, repo.ModeBare)
+	// Import into a sysroot's repository: the base image first, then the
+	// derived one, each deployed as a host would.
+	sysDir := filepath.Join(t.TempDir(), "sysroot")
+	if err := sysroot.InitFS(sysDir); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := sysroot.Open(sysDir, sysroot.Options{NoSync: true, MutableDeployments: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sr.Close() })
+	if err := sr.InitOS("testos"); err != nil {
+		t.Fatal(err)
+	}
+	dst := sr.Repo()
+	deploy := func(c object.Checksum) string {
+		t.Helper()
+		r, err := sr.Deploy(ctx, sysroot.DeployOptions{OS: "testos", Commit: c, Kargs: []string{"root=/dev/vda1"}})
+		if err != nil {
+			t.Fatalf("deploy %s: %v", c, err)
+		}
+		return filepath.Join(sysDir, r.Deployment.RelDir())
+	}
+	if _, err := Import(ctx, dst, "docker://"+addr+"/os:v1", ImportOptions{Ref: "base", Insecure: true}); err != nil {
+		t.Fatal(err)
+	}
+	baseDir := deploy(base)
 	res, err := Import(ctx, dst, "docker://"+addr+"/derived:1", ImportOptions{Ref: "derived", Insecure: true})
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +201,28 @@ RUN rm /etc/removeme && echo ID=derived > /etc/os-release
 		t.Fatalf("/usr/etc/os-release: %q %v", b, err)
 	}
 	ostreeFsck(t, dst)
+
+	// The deployment of the derived image has exactly its changes, /etc
+	// (merged from the base deployment's) included.
+	derivedDir := deploy(res.Commit)
+	if b, err := os.ReadFile(filepath.Join(derivedDir, "usr/share/added.txt")); err != nil || string(b) != "added by a Containerfile\n" {
+		t.Errorf("deployed /usr/share/added.txt: %q %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(baseDir, "etc/removeme")); err != nil {
+		t.Errorf("the base deployment lacks /etc/removeme: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(derivedDir, "etc/removeme")); !os.IsNotExist(err) {
+		t.Errorf("the derived deployment still has /etc/removeme: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(derivedDir, "etc/os-release")); err != nil || string(b) != "ID=derived\n" {
+		t.Errorf("deployed /etc/os-release: %q %v", b, err)
+	}
+	if err := sr.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if st := sr.Status(); len(st.Deployments) != 2 || st.Deployments[0].Commit != res.Commit || st.Deployments[1].Commit != base {
+		t.Errorf("deployments after the derived image: %+v", st.Deployments)
+	}
 }
 
 // Credentials come from the usual auth.json ($REGISTRY_AUTH_FILE, as
