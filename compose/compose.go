@@ -546,66 +546,19 @@ func packageList(pkgs []*rpmmd.Package) []commitmeta.Package {
 // download fetches every package (in parallel), verifying the repository
 // checksum and, with gpgcheck, the OpenPGP header signature.
 func (c *composer) download(ctx context.Context, pkgs []*rpmmd.Package) ([]*rpmfile.Package, error) {
-	out := make([]*rpmfile.Package, len(pkgs))
-	errs := make([]error, len(pkgs))
-	dir := filepath.Join(c.opts.CacheDir, "packages")
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, c.opts.Workers)
-	var wg sync.WaitGroup
-	for i, p := range pkgs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			path, err := c.opts.Fetcher.Download(ctx, p.URL(), p.Checksum, dir, ".rpm")
-			if err != nil {
-				errs[i] = fmt.Errorf("package %s from %s: %w", p.NEVRA(), p.Repo.Config.ID, err)
-				cancel()
-				return
-			}
-			f, err := rpmfile.Open(path)
-			if err != nil {
-				errs[i] = fmt.Errorf("package %s: %w", p.NEVRA(), err)
-				cancel()
-				return
-			}
-			if f.Name() != p.Name || f.Version() != p.EVR.Version || f.Release() != p.EVR.Release {
-				errs[i] = fmt.Errorf("package %s: file contains %s", p.NEVRA(), f.NEVRA())
-				cancel()
-				return
-			}
-			if p.Repo.Config.GPGCheck {
-				kid, err := f.VerifySignature(p.Repo.Keyring)
-				if err != nil {
-					errs[i] = fmt.Errorf("package %s from %s (gpgcheck): %w", p.NEVRA(), p.Repo.Config.ID, err)
-					cancel()
-					return
-				}
-				c.res.Packages[i].Signer = fmt.Sprintf("%016X", kid)
-			} else if err := f.VerifyDigest(); err != nil {
-				errs[i] = err
-				cancel()
-				return
-			}
-			out[i] = f
-		}()
+	got, err := rpmmd.DownloadAll(ctx, c.opts.Fetcher, pkgs, filepath.Join(c.opts.CacheDir, "packages"), c.opts.Workers)
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	// Report the first real failure, not the cancellations it caused.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	out := make([]*rpmfile.Package, len(got))
+	for i, d := range got {
+		out[i] = d.File
+		if d.Signer != 0 {
+			c.res.Packages[i].Signer = fmt.Sprintf("%016X", d.Signer)
 		}
 	}
 	c.logf("Downloaded and verified %d packages", len(pkgs))
-	return out, ctx.Err()
+	return out, nil
 }
 
 // installedPkg is a package as unpacked in the tree.

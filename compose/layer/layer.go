@@ -781,69 +781,27 @@ func (b *builder) solve(ctx context.Context, basePkgs, pool []*rpmmd.Package, lo
 // are already open.
 func (b *builder) fetch(ctx context.Context, pkgs []*rpmmd.Package, locals, replLocals []*local) ([]*rpmfile.Package, error) {
 	out := make([]*rpmfile.Package, len(pkgs))
-	errs := make([]error, len(pkgs))
-	dir := filepath.Join(b.opts.CacheDir, "rpms")
 	lm := map[*rpmmd.Package]*local{}
 	for _, l := range append(append([]*local(nil), locals...), replLocals...) {
 		lm[l.meta] = l
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
+	var remote []*rpmmd.Package
+	var at []int // index in out of each remote package
 	for i, p := range pkgs {
 		if l := lm[p]; l != nil {
 			out[i] = l.file
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			f, err := b.fetchOne(ctx, p, dir)
-			if err != nil {
-				errs[i] = err
-				cancel()
-				return
-			}
-			out[i] = f
-		}()
+		remote, at = append(remote, p), append(at, i)
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, ctx.Err()
-}
-
-func (b *builder) fetchOne(ctx context.Context, p *rpmmd.Package, dir string) (*rpmfile.Package, error) {
-	path, err := b.opts.Fetcher.Download(ctx, p.URL(), p.Checksum, dir, ".rpm")
+	got, err := rpmmd.DownloadAll(ctx, b.opts.Fetcher, remote, filepath.Join(b.opts.CacheDir, "rpms"), 4)
 	if err != nil {
-		return nil, fmt.Errorf("package %s from %s: %w", p.NEVRA(), p.Repo.Config.ID, err)
+		return nil, err
 	}
-	f, err := rpmfile.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("package %s: %w", p.NEVRA(), err)
+	for j, d := range got {
+		out[at[j]] = d.File
 	}
-	if f.Name() != p.Name || f.Version() != p.EVR.Version || f.Release() != p.EVR.Release {
-		return nil, fmt.Errorf("package %s: file contains %s", p.NEVRA(), f.NEVRA())
-	}
-	if p.Repo.Config.GPGCheck {
-		if _, err := f.VerifySignature(p.Repo.Keyring); err != nil {
-			return nil, fmt.Errorf("package %s from %s (gpgcheck): %w", p.NEVRA(), p.Repo.Config.ID, err)
-		}
-	} else if err := f.VerifyDigest(); err != nil {
-		return nil, fmt.Errorf("package %s: %w", p.NEVRA(), err)
-	}
-	return f, nil
+	return out, nil
 }
 
 // prepareTree turns a checkout into the shape packages and scripts
