@@ -8,11 +8,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,6 +23,8 @@ import (
 	"time"
 
 	"github.com/google/rpmpack"
+
+	"github.com/osupdate/os-update/bench/internal/benchutil"
 
 	"github.com/osupdate/os-update/compose"
 	"github.com/osupdate/os-update/repo"
@@ -129,7 +129,7 @@ func rd(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 // and text data, a chain dependency on the previous package, a versioned
 // dependency on a library-like package, and some have a %post.
 func generate(dir string, n int, total int64, nscripts int) (int64, error) {
-	if err := writeShell(dir); err != nil {
+	if err := benchutil.WriteShellRPM(dir, map[string]string{"cat": "/bin/cat", "rm": "/bin/rm"}); err != nil {
 		return 0, err
 	}
 	per := total / int64(n)
@@ -157,13 +157,8 @@ func generate(dir string, n int, total int64, nscripts int) (int64, error) {
 	return sum, firstErr
 }
 
-func meta(name, version string) rpmpack.RPMMetaData {
-	return rpmpack.RPMMetaData{Name: name, Version: version, Release: "1", Arch: "noarch", Summary: name,
-		Description: name, Licence: "MIT", Compressor: "zstd", BuildTime: time.Unix(1700000000, 0)}
-}
-
 func writeBench(dir string, i int, size int64, post bool) (int64, error) {
-	md := meta(fmt.Sprintf("bench-%03d", i), "1.0")
+	md := benchutil.RPMMeta(fmt.Sprintf("bench-%03d", i), "1.0")
 	if i > 0 {
 		md.Requires = append(md.Requires, &rpmpack.Relation{Name: fmt.Sprintf("bench-%03d", i-1), Version: "1.0", Sense: rpmpack.SenseGreater | rpmpack.SenseEqual})
 	}
@@ -197,49 +192,5 @@ func writeBench(dir string, i int, size int64, post bool) (int64, error) {
 	if post {
 		p.AddPostin(fmt.Sprintf("echo configured > %s/post-ran\n", base))
 	}
-	return write(p, filepath.Join(dir, md.Name+"-1.0-1.noarch.rpm"))
-}
-
-func write(p *rpmpack.RPM, path string) (int64, error) {
-	var buf bytes.Buffer
-	if err := p.Write(&buf); err != nil {
-		return 0, err
-	}
-	return int64(buf.Len()), os.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// writeShell packages the host's dash and a few tools (Debian binaries
-// that need only libc) with usrmerge links, so %post scripts can run.
-func writeShell(dir string) error {
-	md := meta("shell", "1.0")
-	md.Arch = "x86_64"
-	md.Provides = rpmpack.Relations{{Name: "/bin/sh"}}
-	p, err := rpmpack.NewRPM(md)
-	if err != nil {
-		return err
-	}
-	for dst, src := range map[string]string{
-		"/usr/bin/sh": "/bin/dash", "/usr/bin/cat": "/bin/cat", "/usr/bin/rm": "/bin/rm",
-		"/usr/lib/x86_64-linux-gnu/libc.so.6":            "/lib/x86_64-linux-gnu/libc.so.6",
-		"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-	} {
-		f, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		b, err := io.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		p.AddFile(rpmpack.RPMFile{Name: dst, Body: b, Mode: 0o100755, Owner: "root", Group: "root"})
-	}
-	for dst, target := range map[string]string{"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64",
-		"/usr/lib64/ld-linux-x86-64.so.2": "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"} {
-		p.AddFile(rpmpack.RPMFile{Name: dst, Body: []byte(target), Mode: 0o120777, Owner: "root", Group: "root"})
-	}
-	p.AddFile(rpmpack.RPMFile{Name: "/etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o100644, Owner: "root", Group: "root"})
-	p.AddFile(rpmpack.RPMFile{Name: "/etc/group", Body: []byte("root:x:0:\n"), Mode: 0o100644, Owner: "root", Group: "root"})
-	_, err = write(p, filepath.Join(dir, "shell-1.0-1.x86_64.rpm"))
-	return err
+	return benchutil.WriteRPM(p, filepath.Join(dir, md.Name+"-1.0-1.noarch.rpm"))
 }

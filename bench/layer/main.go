@@ -10,11 +10,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +23,8 @@ import (
 	"time"
 
 	"github.com/google/rpmpack"
+
+	"github.com/osupdate/os-update/bench/internal/benchutil"
 
 	"github.com/osupdate/os-update/compose"
 	"github.com/osupdate/os-update/compose/layer"
@@ -58,7 +58,7 @@ func run(files, per int, dir string) error {
 		return err
 	}
 	t0 := time.Now()
-	if err := writeShell(pkgs); err != nil {
+	if err := benchutil.WriteShellRPM(pkgs, nil); err != nil {
 		return err
 	}
 	if err := writeKernel(pkgs); err != nil {
@@ -73,17 +73,17 @@ func run(files, per int, dir string) error {
 	if err := writeBase(pkgs, 0, per, "2.0"); err != nil {
 		return err
 	}
-	small := meta("small", "1.0")
+	small := benchutil.RPMMeta("small", "1.0")
 	small.Requires = rpmpack.Relations{{Name: "small-dep"}, {Name: "/bin/sh"}}
 	sp, _ := rpmpack.NewRPM(small)
 	sp.AddFile(rpmpack.RPMFile{Name: "/usr/bin/small", Body: []byte("#!/bin/sh\necho small\n"), Mode: 0o100755, Owner: "root", Group: "root"})
 	sp.AddPostin("echo configured > /usr/share/small-configured\n")
-	if err := write(sp, filepath.Join(pkgs, "small-1.0-1.noarch.rpm")); err != nil {
+	if _, err := benchutil.WriteRPM(sp, filepath.Join(pkgs, "small-1.0-1.noarch.rpm")); err != nil {
 		return err
 	}
-	dp, _ := rpmpack.NewRPM(meta("small-dep", "1.0"))
+	dp, _ := rpmpack.NewRPM(benchutil.RPMMeta("small-dep", "1.0"))
 	dp.AddFile(rpmpack.RPMFile{Name: "/usr/lib/small-dep.txt", Body: []byte("dep\n"), Mode: 0o100644, Owner: "root", Group: "root"})
-	if err := write(dp, filepath.Join(pkgs, "small-dep-1.0-1.noarch.rpm")); err != nil {
+	if _, err := benchutil.WriteRPM(dp, filepath.Join(pkgs, "small-dep-1.0-1.noarch.rpm")); err != nil {
 		return err
 	}
 	if out, err := exec.Command("createrepo_c", "--quiet", "--no-database", filepath.Join(dir, "rpms")).CombinedOutput(); err != nil {
@@ -177,13 +177,8 @@ func run(files, per int, dir string) error {
 	return measure("re-apply on the upgraded base", base2, true)
 }
 
-func meta(name, version string) rpmpack.RPMMetaData {
-	return rpmpack.RPMMetaData{Name: name, Version: version, Release: "1", Arch: "noarch", Summary: name,
-		Description: name, Licence: "MIT", Compressor: "zstd", BuildTime: time.Unix(1700000000, 0)}
-}
-
 func writeBase(dir string, i, files int, version string) error {
-	md := meta(fmt.Sprintf("base-%04d", i), version)
+	md := benchutil.RPMMeta(fmt.Sprintf("base-%04d", i), version)
 	p, err := rpmpack.NewRPM(md)
 	if err != nil {
 		return err
@@ -192,11 +187,12 @@ func writeBase(dir string, i, files int, version string) error {
 		p.AddFile(rpmpack.RPMFile{Name: fmt.Sprintf("/usr/share/base-%04d/f%03d", i, f),
 			Body: []byte(fmt.Sprintf("base %d file %d version %s\n", i, f, version)), Mode: 0o100644, Owner: "root", Group: "root"})
 	}
-	return write(p, filepath.Join(dir, md.Name+"-"+version+"-1.noarch.rpm"))
+	_, err = benchutil.WriteRPM(p, filepath.Join(dir, md.Name+"-"+version+"-1.noarch.rpm"))
+	return err
 }
 
 func writeKernel(dir string) error {
-	p, err := rpmpack.NewRPM(meta("kernel", "6.1.0"))
+	p, err := rpmpack.NewRPM(benchutil.RPMMeta("kernel", "6.1.0"))
 	if err != nil {
 		return err
 	}
@@ -204,48 +200,6 @@ func writeKernel(dir string) error {
 		"/usr/lib/os-release": "NAME=BenchOS\nID=bench\nVERSION_ID=1\n"} {
 		p.AddFile(rpmpack.RPMFile{Name: name, Body: []byte(body), Mode: 0o100644, Owner: "root", Group: "root"})
 	}
-	return write(p, filepath.Join(dir, "kernel-6.1.0-1.noarch.rpm"))
-}
-
-func write(p *rpmpack.RPM, path string) error {
-	var buf bytes.Buffer
-	if err := p.Write(&buf); err != nil {
-		return err
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// writeShell packages the host's dash and libc with usrmerge links, so
-// %post scripts can run in the tree.
-func writeShell(dir string) error {
-	md := meta("shell", "1.0")
-	md.Arch = "x86_64"
-	md.Provides = rpmpack.Relations{{Name: "/bin/sh"}}
-	p, err := rpmpack.NewRPM(md)
-	if err != nil {
-		return err
-	}
-	for dst, src := range map[string]string{
-		"/usr/bin/sh":                                    "/bin/dash",
-		"/usr/lib/x86_64-linux-gnu/libc.so.6":            "/lib/x86_64-linux-gnu/libc.so.6",
-		"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-	} {
-		f, err := os.Open(src)
-		if err != nil {
-			return err
-		}
-		b, err := io.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		p.AddFile(rpmpack.RPMFile{Name: dst, Body: b, Mode: 0o100755, Owner: "root", Group: "root"})
-	}
-	for dst, target := range map[string]string{"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64",
-		"/usr/lib64/ld-linux-x86-64.so.2": "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"} {
-		p.AddFile(rpmpack.RPMFile{Name: dst, Body: []byte(target), Mode: 0o120777, Owner: "root", Group: "root"})
-	}
-	p.AddFile(rpmpack.RPMFile{Name: "/etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o100644, Owner: "root", Group: "root"})
-	p.AddFile(rpmpack.RPMFile{Name: "/etc/group", Body: []byte("root:x:0:\n"), Mode: 0o100644, Owner: "root", Group: "root"})
-	return write(p, filepath.Join(dir, "shell-1.0-1.x86_64.rpm"))
+	_, err = benchutil.WriteRPM(p, filepath.Join(dir, "kernel-6.1.0-1.noarch.rpm"))
+	return err
 }
