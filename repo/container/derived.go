@@ -3,7 +3,6 @@ package container
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -149,28 +148,9 @@ func xattrsOf(h *tar.Header) []object.Xattr {
 // opaque directories) to t, writing new content into tx. Nothing is
 // written to the file system outside the repository.
 func applyDerivedLayer(ctx context.Context, tx *repo.Transaction, t *mutableTree, img v1.Image, desc v1.Descriptor, layer int) error {
-	data, verify, closeFn, err := openLayer(img, desc)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	tr := tar.NewReader(data)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", desc.Digest, err)
-		}
-		if err := t.apply(tx, h, tr, layer); err != nil {
-			return fmt.Errorf("layer %s: %w", desc.Digest, err)
-		}
-	}
-	return verify()
+	return readLayer(ctx, img, desc, func(h *tar.Header, r io.Reader) error {
+		return t.apply(tx, h, r, layer)
+	})
 }
 
 // runtimePlaceholders are files container runtimes bind-mount over during

@@ -343,6 +343,28 @@ func cleanName(n string) (string, error) {
 }
 
 func (st *importState) importLayer(ctx context.Context, tx *repo.Transaction, img v1.Image, desc v1.Descriptor) error {
+	return readLayer(ctx, img, desc, func(h *tar.Header, tr io.Reader) error {
+		name, err := cleanName(h.Name)
+		if err != nil {
+			return err
+		}
+		rest, ok := strings.CutPrefix(name, objectsDir+"/")
+		if !ok {
+			// Directories, the repository skeleton and the checkout's
+			// hardlinks: the objects carry everything.
+			return nil
+		}
+		if err := st.object(tx, rest, h, tr); err != nil {
+			return fmt.Errorf("entry %q: %w", h.Name, err)
+		}
+		return nil
+	})
+}
+
+// readLayer calls fn for each entry of a layer's tar stream, then checks
+// the layer's digest (so nothing fn stored counts until the whole layer
+// proved to be the one the manifest names). Errors name the layer.
+func readLayer(ctx context.Context, img v1.Image, desc v1.Descriptor, fn func(h *tar.Header, r io.Reader) error) error {
 	data, verify, closeFn, err := openLayer(img, desc)
 	if err != nil {
 		return err
@@ -357,21 +379,11 @@ func (st *importState) importLayer(ctx context.Context, tx *repo.Transaction, im
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil {
+			err = fn(h, tr)
+		}
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", desc.Digest, err)
-		}
-		name, err := cleanName(h.Name)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", desc.Digest, err)
-		}
-		rest, ok := strings.CutPrefix(name, objectsDir+"/")
-		if !ok {
-			// Directories, the repository skeleton and the checkout's
-			// hardlinks: the objects carry everything.
-			continue
-		}
-		if err := st.object(tx, rest, h, tr); err != nil {
-			return fmt.Errorf("layer %s: entry %q: %w", desc.Digest, h.Name, err)
 		}
 	}
 	return verify()
