@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osupdate/os-update/compose/image"
 	"github.com/osupdate/os-update/internal/testutil"
 )
 
@@ -262,12 +263,7 @@ func buildGuest(t *testing.T, work string) *guestOS {
 	for _, tool := range []string{"rpmbuild", "createrepo_c", "dpkg-deb", "ldd", "mkfs.ext4", "losetup", "extlinux", "busybox", "dbus-daemon", "dbus-send", "bwrap", "go"} {
 		testutil.RequireTool(t, tool)
 	}
-	if _, err := os.Stat("/usr/lib/syslinux/mbr/mbr.bin"); err != nil {
-		if testutil.InCI() {
-			t.Fatalf("syslinux MBR boot code missing (Debian package syslinux-common): %v", err)
-		}
-		t.Skip("syslinux-common not installed")
-	}
+	testutil.RequireFile(t, image.SyslinuxMBR, "syslinux-common")
 	g := &guestOS{}
 	t0 := time.Now()
 	step := func(what string) {
