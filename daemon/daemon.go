@@ -59,6 +59,7 @@ const sysrootIntrospection = `
 <interface name="` + api.SysrootIface + `">
   <method name="GetStatus"><arg name="json" type="s" direction="out"/></method>
   <method name="History"><arg name="limit" type="u" direction="in"/><arg name="json" type="s" direction="out"/></method>
+  <method name="GetAuthorizations"><arg name="json" type="s" direction="out"/></method>
   <method name="DbDiff"><arg name="from" type="s" direction="in"/><arg name="to" type="s" direction="in"/><arg name="json" type="s" direction="out"/></method>
   <method name="AutomaticUpdateTrigger"><arg name="options" type="a{sv}" direction="in"/><arg name="enabled" type="b" direction="out"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Upgrade"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>

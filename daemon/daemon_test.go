@@ -378,3 +378,50 @@ func TestAllowDowngradeReachesTheRequest(t *testing.T) {
 		}
 	}
 }
+
+// getAuthorizations calls GetAuthorizations as the test process.
+func getAuthorizations(t *testing.T, conn *dbus.Conn) api.Authorizations {
+	t.Helper()
+	var doc string
+	if err := conn.Object(api.BusName, api.ObjectPath).Call(api.SysrootIface+".GetAuthorizations", 0).Store(&doc); err != nil {
+		t.Fatal(err)
+	}
+	var a api.Authorizations
+	if err := json.Unmarshal([]byte(doc), &a); err != nil {
+		t.Fatalf("GetAuthorizations %q: %v", doc, err)
+	}
+	return a
+}
+
+func TestGetAuthorizationsFollowsTheCaller(t *testing.T) {
+	testutil.RequireRoot(t)
+	setpriv := testutil.RequireTool(t, "setpriv")
+	dbusSend := testutil.RequireTool(t, "dbus-send")
+	f := start(t, 0)
+	conn, _ := f.client(t)
+	a := getAuthorizations(t, conn)
+	if a.CallerUID != 0 || len(a.Actions) != len(authorizedKinds) || a.Reason != "" {
+		t.Fatalf("root: %+v", a)
+	}
+	for _, kind := range authorizedKinds {
+		if a.Actions[kind] != api.AuthYes {
+			t.Errorf("root may %s: %q, want %q", kind, a.Actions[kind], api.AuthYes)
+		}
+	}
+	// Without polkit on the bus, anyone else may change nothing, and is
+	// told why.
+	out := testutil.Run(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", dbusSend, "--bus="+f.addr,
+		"--print-reply=literal", "--dest="+api.BusName, api.ObjectPath, api.SysrootIface+".GetAuthorizations")
+	var nobody api.Authorizations
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &nobody); err != nil {
+		t.Fatalf("GetAuthorizations as nobody %q: %v", out, err)
+	}
+	if nobody.CallerUID != 65534 || !strings.Contains(nobody.Reason, "uid 65534") {
+		t.Fatalf("nobody: %+v", nobody)
+	}
+	for _, kind := range authorizedKinds {
+		if nobody.Actions[kind] != api.AuthNo {
+			t.Errorf("nobody may %s: %q, want %q", kind, nobody.Actions[kind], api.AuthNo)
+		}
+	}
+}

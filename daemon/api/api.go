@@ -129,6 +129,22 @@ type HistoryEntry struct {
 	Error     string `json:"error"`
 }
 
+// Verdicts of Authorizations.Actions.
+const (
+	AuthYes       = "yes"       // the caller may do it
+	AuthChallenge = "challenge" // polkit would ask the caller to authenticate first
+	AuthNo        = "no"        // refused
+)
+
+// Authorizations is what GetAuthorizations returns: for each operation
+// kind (the polkit action org.osupdate.OSUpdate1.<kind>), what the daemon
+// would decide for the calling connection now.
+type Authorizations struct {
+	CallerUID uint32            `json:"caller-uid"`
+	Actions   map[string]string `json:"actions"`          // kind -> AuthYes, AuthChallenge or AuthNo
+	Reason    string            `json:"reason,omitempty"` // why something is refused, for the user
+}
+
 // PackageDiff is what `os-update db diff --json` prints: the packages two
 // commits differ in, from the package lists their composes recorded.
 type PackageDiff struct {
