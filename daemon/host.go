@@ -74,7 +74,7 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 			Kargs: []string(d.Kargs),
 		}
 		if cm, err := s.Repo().LoadCommit(d.Commit); err == nil {
-			ad.Timestamp = int64(cm.Timestamp)
+			ad.Timestamp, ad.Subject = int64(cm.Timestamp), cm.Subject
 		}
 		layerInfo(s.Repo(), d.Deployment, &ad)
 		if img := imageOf(d.Deployment); img != "" {

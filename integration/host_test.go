@@ -371,7 +371,8 @@ func TestHostUpgradeRollbackStatusHistory(t *testing.T) {
 	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(h.dir, "rebooted")); return err == nil })
 	st = h.status()
 	if len(st.Deployments) != 2 || st.Deployments[0].Checksum != v2.String() || st.Deployments[0].Version != "2" ||
-		!st.Deployments[0].Default || st.Deployments[1].Checksum != v1.String() || !st.Deployments[1].Rollback {
+		!st.Deployments[0].Default || st.Deployments[1].Checksum != v1.String() || !st.Deployments[1].Rollback ||
+		st.Deployments[0].Subject != "Test OS 2" {
 		t.Fatalf("after upgrade: %+v", st.Deployments)
 	}
 	// ostree itself agrees on the order.

@@ -72,6 +72,7 @@ type Deployment struct {
 	Serial     int      `json:"serial"`
 	Origin     string   `json:"origin"` // refspec
 	Version    string   `json:"version,omitempty"`
+	Subject    string   `json:"subject,omitempty"` // the commit's subject line
 	Timestamp  int64    `json:"timestamp"`
 	Booted     bool     `json:"booted"`
 	Staged     bool     `json:"staged"`
