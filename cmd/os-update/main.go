@@ -7,6 +7,7 @@ import (
 
 	"github.com/osupdate/os-update/client"
 	"github.com/osupdate/os-update/compose/initramfs"
+	"github.com/osupdate/os-update/ostreecli"
 )
 
 func main() {
@@ -15,7 +16,11 @@ func main() {
 		initramfs.Main(os.Stderr)
 	}
 	stop := startProfiles()
-	code := client.Main(os.Args[1:], os.Stdout, os.Stderr)
+	run := client.Main
+	if ostreecli.IsOstree(os.Args[0]) { // the ostree personality (symlink named ostree)
+		run = ostreecli.Main
+	}
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
