@@ -16,7 +16,7 @@ import (
 // entries, and a stable path the bootloader reads is a symlink into
 // /boot/loader, so the loader swap switches them too.
 type Backend interface {
-	// Name is "bls", "grub2", "syslinux" or "uboot".
+	// Name is "bls", "systemd-boot", "grub2", "syslinux" or "uboot".
 	Name() string
 	// Configs returns the files to write into loader.N, by name.
 	Configs(entries []*Entry) (map[string][]byte, error)
@@ -27,13 +27,15 @@ type Backend interface {
 }
 
 // Names lists the backends ByName accepts.
-var Names = []string{"none", "bls", "grub2", "syslinux", "extlinux", "uboot"}
+var Names = []string{"none", "bls", "systemd-boot", "grub2", "syslinux", "extlinux", "uboot"}
 
 // ByName returns a backend; "none" and "bls" write BLS entries only.
 func ByName(name string) (Backend, error) {
 	switch name {
 	case "none", "bls", "":
 		return BLS{}, nil
+	case "systemd-boot":
+		return SystemdBoot{}, nil
 	case "grub2", "grub":
 		return Grub2{Dir: "grub"}, nil
 	case "syslinux":
@@ -116,6 +118,11 @@ func (g Grub2) Configs(entries []*Entry) (map[string][]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(header)
 	b.WriteString("set default=0\nset timeout=5\n")
+	if len(entries) > 1 {
+		// An entry that fails to load (a missing kernel) falls back too.
+		b.WriteString("set fallback=1\n")
+		b.WriteString(grubCounting)
+	}
 	for i, e := range entries {
 		linux := e.Get("linux")
 		if linux == "" {
@@ -148,6 +155,28 @@ func (g Grub2) Configs(entries []*Entry) (map[string][]byte, error) {
 	return map[string][]byte{"grub.cfg": b.Bytes()}, nil
 }
 
+// grubCounting is the boot counting of the default entry (see
+// count.go): while boot_success is 0, each boot takes one of the
+// boot_counter tries and saves the rest; with none left, entry 1 (the
+// previous deployment) boots. Debian's grub has no arithmetic, so the
+// decrement is a chain of comparisons.
+var grubCounting = func() string {
+	var b strings.Builder
+	b.WriteString(`# Boot counting (os-update): a new default entry gets boot_counter tries.
+if [ -s "${prefix}/grubenv" ]; then
+	load_env boot_counter boot_success
+fi
+if [ -n "${boot_counter}" -a "${boot_success}" = "0" ]; then
+	if [ "${boot_counter}" = "0" ]; then
+		set default=1
+`)
+	for n := MaxTries; n >= 1; n-- {
+		fmt.Fprintf(&b, "\telif [ \"${boot_counter}\" = \"%d\" ]; then\n\t\tset boot_counter=%d\n\t\tsave_env boot_counter\n", n, n-1)
+	}
+	b.WriteString("\telse\n\t\tset default=1\n\tfi\nfi\n")
+	return b.String()
+}()
+
 func (g Grub2) Link(bootDir string) error {
 	return linkInto(bootDir, filepath.Join(g.Dir, "grub.cfg"), "../loader/grub.cfg")
 }
@@ -170,10 +199,15 @@ func (s Syslinux) Configs(entries []*Entry) (map[string][]byte, error) {
 		if title == "" {
 			title = "(Untitled)"
 		}
+		// syslinux reads the first word after DEFAULT as the label and
+		// passes the rest to the kernel, so labels are single tokens
+		// (the entry's file name) and the title goes to MENU LABEL.
+		label := syslinuxLabel(e.Name)
 		if i == 0 {
-			fmt.Fprintf(&b, "DEFAULT %s\n", title)
+			fmt.Fprintf(&b, "DEFAULT %s\n", label)
 		}
-		fmt.Fprintf(&b, "LABEL %s\n", title)
+		fmt.Fprintf(&b, "LABEL %s\n", label)
+		fmt.Fprintf(&b, "\tMENU LABEL %s\n", title)
 		linux := e.Get("linux")
 		if linux == "" {
 			return nil, fmt.Errorf("syslinux: boot entry %s has no linux line", e.Name)
@@ -198,6 +232,22 @@ func (s Syslinux) Configs(entries []*Entry) (map[string][]byte, error) {
 		}
 	}
 	return map[string][]byte{s.File: b.Bytes()}, nil
+}
+
+// syslinuxLabel makes an entry's file name a one-word label: ".conf" and
+// a boot counter suffix dropped, whitespace and control bytes replaced.
+func syslinuxLabel(name string) string {
+	base, _, _, _ := ParseCountedName(name)
+	base = strings.TrimSuffix(base, ".conf")
+	if base == "" {
+		base = "entry"
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, base)
 }
 
 func (s Syslinux) Link(bootDir string) error {

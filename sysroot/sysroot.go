@@ -97,6 +97,9 @@ type Deployment struct {
 	Staged bool
 	// Version is the commit's "version" metadata, if any.
 	Version string
+	// entryName is the file name of its boot entry in the current
+	// configuration (with a boot counter suffix on systemd-boot).
+	entryName string
 }
 
 // Name is the deployment's directory name, CHECKSUM.SERIAL.
@@ -226,6 +229,7 @@ func (s *Sysroot) Load() error {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("boot entry %s is damaged: %s; the next change of the deployments rewrites it", e.Name, damage))
 		}
 		d.Index = len(s.Deployments)
+		d.entryName = e.Name
 		s.Deployments = append(s.Deployments, d)
 	}
 	s.Staged = nil

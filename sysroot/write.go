@@ -79,6 +79,14 @@ func (s *Sysroot) writeDeployments(list []*Deployment) error {
 		entries[i] = e
 	}
 	s.checkpoint("kernels-installed")
+	counter, counts := be.(bootloader.Counter)
+	var act bootloader.CountAction
+	if counts {
+		if act, err = s.countAction(list); err != nil {
+			return err
+		}
+		counter.PrepareCount(entries, act)
+	}
 	if err := s.loader().Prepare(newBV, entries, be); err != nil {
 		return err
 	}
@@ -98,12 +106,25 @@ func (s *Sysroot) writeDeployments(list []*Deployment) error {
 		return err
 	}
 	s.logf("Bootloader updated; bootversion: boot.%d.%d, deployments: %d", newBV, newSub, len(list))
+	if counts {
+		// After the swap: a counter armed before it would count the old
+		// default's boots if the flip did not complete.
+		if err := counter.CommitCount(s.loader(), act); err != nil {
+			return fmt.Errorf("after the swap (the new configuration is in place): boot counter: %w", err)
+		}
+		if act.Tries > 0 {
+			s.logf("Boot counting: the new default gets %d tries before the boot loader falls back", act.Tries)
+		}
+	}
 	if err := be.Link(s.abs("boot")); err != nil {
 		return fmt.Errorf("after the swap (the new configuration is in place): %w", err)
 	}
 	s.checkpoint("linked")
 	s.BootVersion, s.SubBootVersion = newBV, newSub
 	s.Deployments = list
+	for i, d := range list {
+		d.entryName = entries[i].Name
+	}
 	for _, d := range list {
 		d.Staged = false
 	}
