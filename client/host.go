@@ -18,18 +18,19 @@ import (
 // hostCommands talk to os-updated over D-Bus.
 func hostCommands() map[string]command {
 	return map[string]command{
-		"status":    {"show deployments and the daemon's state", hostStatus},
-		"upgrade":   {"update to the newest commit of the booted origin", hostUpgrade},
-		"rollback":  {"make the previous deployment the default", hostRollback},
-		"rebase":    {"switch to another remote:ref", hostRebase},
-		"deploy":    {"deploy a given version or checksum of the current origin", hostDeploy},
-		"kargs":     {"change kernel arguments of the default deployment", hostKargs},
-		"cleanup":   {"remove deployments and cached data", hostCleanup},
-		"cancel":    {"cancel the running transaction", hostCancel},
-		"automatic": {"run the automatic update policy now (what the timer runs)", hostAutomatic},
-		"history":   {"list past transactions", hostHistory},
-		"install":   {"layer packages on the base commit", hostInstall},
-		"uninstall": {"remove layered packages", hostUninstall},
+		"status":       {"show deployments and the daemon's state", hostStatus},
+		"upgrade":      {"update to the newest commit of the booted origin", hostUpgrade},
+		"rollback":     {"make the previous deployment the default", hostRollback},
+		"rebase":       {"switch to another remote:ref", hostRebase},
+		"deploy":       {"deploy a given version or checksum of the current origin", hostDeploy},
+		"kargs":        {"change kernel arguments of the default deployment", hostKargs},
+		"cleanup":      {"remove deployments and cached data", hostCleanup},
+		"cancel":       {"cancel the running transaction", hostCancel},
+		"automatic":    {"run the automatic update policy now (what the timer runs)", hostAutomatic},
+		"history":      {"list past transactions", hostHistory},
+		"health-check": {"run the boot health checks; roll back an unhealthy new deployment (docs/health.md)", hostHealthCheck},
+		"install":      {"layer packages on the base commit", hostInstall},
+		"uninstall":    {"remove layered packages", hostUninstall},
 		"override": {"change base packages", runGroup("override", map[string]command{
 			"remove":  {"remove base packages", hostOverrideRemove},
 			"replace": {"replace base packages with local .rpm files or NEVRAs from the repositories", hostOverrideReplace},
@@ -162,6 +163,7 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 			e.printf("   BaseCommit: %s\n", d.BaseChecksum)
 		}
 		e.printf("       Commit: %s\n", d.Checksum)
+		printVerdict(e, d.BootVerdict)
 		if d.ContainerImageReference != "" {
 			e.printf("        Image: %s\n", d.ContainerImageReference)
 			e.printf("  ImageDigest: %s\n", d.ContainerImageDigest)

@@ -31,6 +31,9 @@ type Request struct {
 	CleanupRefs                                    bool // remove remote refs no deployment follows
 	Reboot                                         bool
 	Automatic                                      bool // started by the automatic update policy
+	// Verdicts are the recorded boot verdicts by deployment, filled in by
+	// the daemon for a health check when it starts.
+	Verdicts map[string]api.BootVerdict
 }
 
 // Label is what the history and the transaction's Kind property call the
@@ -66,6 +69,9 @@ const (
 	KindPkgChange = "pkgchange"
 	KindKargs     = "kargs"
 	KindCleanup   = "cleanup"
+	// KindHealthCheck runs the boot health checks of the booted
+	// deployment and acts on the verdict (docs/health.md).
+	KindHealthCheck = "health-check"
 )
 
 // Result is what a finished operation reports.
@@ -76,6 +82,9 @@ type Result struct {
 	// Deployed reports that the boot configuration changed (reboot makes
 	// sense only then).
 	Deployed bool
+	// Verdict is a health check's verdict; the daemon records it (also
+	// when the operation returns an error: an unhealthy boot is one).
+	Verdict *api.BootVerdict
 }
 
 // Reporter receives an operation's progress. It is safe for concurrent use.

@@ -36,8 +36,15 @@ type Config struct {
 	RebootCommand []string
 	// AutomaticUpdatePolicy is reported in status ("none", "check", "stage").
 	AutomaticUpdatePolicy string
-	Backend               Backend
-	Log                   io.Writer
+	// OnBootVerdict, if set, is called with every boot verdict once it is
+	// recorded, before a reboot the verdict asks for (the hook for what
+	// must follow a healthy boot, such as releasing a reboot lock).
+	OnBootVerdict func(ctx context.Context, v api.BootVerdict)
+	// VerdictFile receives the last boot verdict as JSON (default:
+	// boot-verdict.json beside StatePath), for readers without the bus.
+	VerdictFile string
+	Backend     Backend
+	Log         io.Writer
 }
 
 // Daemon is a running service.
@@ -69,6 +76,8 @@ const sysrootIntrospection = `
   <method name="PkgChange"><arg name="install" type="as" direction="in"/><arg name="uninstall" type="as" direction="in"/><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="KernelArgs"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="Cleanup"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
+  <method name="HealthCheck"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
+  <signal name="` + api.SignalBootVerdict + `"><arg name="deployment" type="s"/><arg name="verdict" type="s"/><arg name="reason" type="s"/><arg name="action" type="s"/></signal>
   <property name="Booted" type="s" access="read"/>
   <property name="ActiveTransaction" type="o" access="read"/>
   <property name="AutomaticUpdatePolicy" type="s" access="read"/>
@@ -255,6 +264,9 @@ func (d *Daemon) GetStatus() (string, *dbus.Error) {
 		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
 	}
 	st.AutomaticPolicy = d.cfg.AutomaticUpdatePolicy
+	if err := d.attachVerdicts(&st); err != nil {
+		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/osupdate/os-update/compose/layer"
 	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/health"
 	"github.com/osupdate/os-update/internal/osrelease"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/container"
@@ -34,6 +35,12 @@ type HostConfig struct {
 	// <sysroot>/etc/yum.repos.d); RPMCacheDir caches their metadata and
 	// packages (default: <sysroot>/var/cache/os-update).
 	ReposDir, RPMCacheDir string
+	// Health is where the boot health checks are (default: those of the
+	// running system, health.ForRoot("/")).
+	Health *health.Config
+	// BootCounter clears the boot loader's counter after a healthy boot
+	// (nil: the boot loader does not count).
+	BootCounter BootCounter
 }
 
 // HostBackend performs operations on a sysroot: pulls from the origin's
@@ -150,6 +157,8 @@ func (b *HostBackend) run(ctx context.Context, s *sysroot.Sysroot, st *sysroot.S
 		return b.cleanup(ctx, s, st, req, rep)
 	case KindPkgChange:
 		return b.pkgChange(ctx, s, st, req, rep)
+	case KindHealthCheck:
+		return b.healthCheck(ctx, s, st, req, rep)
 	}
 	return Result{}, fmt.Errorf("unknown operation %q", req.Kind)
 }

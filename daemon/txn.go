@@ -177,7 +177,12 @@ func (t *transaction) run() {
 		// The from-commit is recorded from the result: the backend reads
 		// it from the same view of the sysroot the operation uses.
 		if t.id, err = d.store.StartTransaction(t.req.Label(), t.uid, "", start); err == nil {
-			res, err = d.backend.Run(t.ctx, t.req, t)
+			if t.req.Kind == KindHealthCheck {
+				t.req.Verdicts, err = d.store.Verdicts()
+			}
+			if err == nil {
+				res, err = d.backend.Run(t.ctx, t.req, t)
+			}
 		}
 	}
 	result := state.ResultSuccess
@@ -193,6 +198,10 @@ func (t *transaction) run() {
 			d.logf("history: %v", ferr)
 		}
 	}
+	if res.Verdict != nil {
+		d.recordVerdict(t.ctx, *res.Verdict)
+	}
+	d.pruneVerdicts()
 	if err == nil && res.Cached != nil {
 		if cerr := d.store.SetCachedUpdate(*res.Cached); cerr != nil {
 			d.logf("cached update: %v", cerr)
@@ -215,7 +224,9 @@ func (t *transaction) run() {
 	d.logf("transaction %s (%s by uid %d): %s %s [%s total=%s]", t.path, t.req.Label(), t.uid, result, msg, timings, time.Since(start).Round(time.Millisecond))
 	// An idle daemon should be small: give the transaction's memory back.
 	debug.FreeOSMemory()
-	if err == nil && t.req.Reboot && res.Deployed {
+	// An unhealthy boot that was rolled back fails its transaction and
+	// still reboots: that is the point of the rollback.
+	if (err == nil || res.Verdict != nil) && t.req.Reboot && res.Deployed {
 		if rerr := d.reboot(); rerr != nil {
 			d.logf("reboot: %v", rerr)
 			t.emit("Message", fmt.Sprintf("reboot failed: %v", rerr))

@@ -186,7 +186,11 @@ func (h *host) publishFull(ref, version string, extra map[string]string, pkgs []
 	for p, content := range files {
 		full := filepath.Join(tree, p)
 		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(content, "#!") {
+			mode = 0o755 // scripts (health checks) are executable
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}
 	}

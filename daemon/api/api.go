@@ -10,6 +10,10 @@ const (
 	ObjectPath       = "/org/osupdate/OSUpdate1"
 	SysrootIface     = "org.osupdate.OSUpdate1.Sysroot"
 	TransactionIface = "org.osupdate.OSUpdate1.Transaction"
+	// SignalBootVerdict is the Sysroot signal sent when a boot health
+	// check has a verdict: BootVerdict(s deployment, s verdict, s reason,
+	// s action), the fields of the BootVerdict document.
+	SignalBootVerdict = "BootVerdict"
 	// TransactionPathPrefix is the namespace of transaction objects; a
 	// client adds a match on it before calling a method, so no signal of
 	// its transaction can be missed.
@@ -95,6 +99,44 @@ type Deployment struct {
 	// image reference it follows and the manifest digest it came from.
 	ContainerImageReference string `json:"container-image-reference,omitempty"`
 	ContainerImageDigest    string `json:"container-image-digest,omitempty"`
+	// BootVerdict is the last boot health check of this deployment, if
+	// one ran (see docs/health.md).
+	BootVerdict *BootVerdict `json:"boot-verdict,omitempty"`
+}
+
+// Verdicts of a boot health check.
+const (
+	VerdictHealthy   = "healthy"
+	VerdictUnhealthy = "unhealthy"
+)
+
+// Actions taken on a verdict.
+const (
+	ActionMarkedGood = "marked-good" // healthy: the boot counts as good (boot counter cleared)
+	ActionRolledBack = "rolled-back" // unhealthy: the previous deployment is the default, the machine reboots into it
+	ActionNone       = "none"        // unhealthy but not rolled back; ActionDetail says why
+)
+
+// BootVerdict is the outcome of the health check of one boot of a
+// deployment (`os-update health-check`).
+type BootVerdict struct {
+	// Deployment is OS/CHECKSUM.SERIAL.
+	Deployment string `json:"deployment"`
+	Checksum   string `json:"checksum"`
+	Version    string `json:"version,omitempty"`
+	Verdict    string `json:"verdict"`          // VerdictHealthy or VerdictUnhealthy
+	Reason     string `json:"reason,omitempty"` // the failed check: script or unit, exit code, last lines of output
+	Action     string `json:"action"`           // Action*
+	// ActionDetail explains the action: where it rolled back to, or why
+	// it did not.
+	ActionDetail string `json:"action-detail,omitempty"`
+	// RolledBackTo is the deployment made the default (OS/CHECKSUM.SERIAL).
+	RolledBackTo string `json:"rolled-back-to,omitempty"`
+	CheckedAt    int64  `json:"checked-at"`
+	BootID       string `json:"boot-id,omitempty"`
+	// Good is true once the deployment passed a check on some boot; a
+	// good deployment is never rolled back automatically.
+	Good bool `json:"good"`
 }
 
 // CachedUpdate is the result of the last update check.

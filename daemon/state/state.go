@@ -22,6 +22,7 @@ import (
 var (
 	bucketHistory  = []byte("history")
 	bucketSettings = []byte("settings")
+	bucketVerdicts = []byte("verdicts")
 	keyCached      = []byte("cached-update")
 )
 
@@ -45,7 +46,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHistory, bucketSettings} {
+		for _, b := range [][]byte{bucketHistory, bucketSettings, bucketVerdicts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -206,4 +207,55 @@ func (s *Store) Get(key string) (string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// SetVerdict records the boot verdict of a deployment (keyed by
+// v.Deployment), replacing the previous one.
+func (s *Store) SetVerdict(v api.BootVerdict) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVerdicts).Put([]byte(v.Deployment), b) })
+	if err != nil {
+		return fmt.Errorf("record boot verdict of %s: %w", v.Deployment, err)
+	}
+	return nil
+}
+
+// Verdicts returns the recorded boot verdicts by deployment.
+func (s *Store) Verdicts() (map[string]api.BootVerdict, error) {
+	out := map[string]api.BootVerdict{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketVerdicts).ForEach(func(k, v []byte) error {
+			var bv api.BootVerdict
+			if err := json.Unmarshal(v, &bv); err != nil {
+				return fmt.Errorf("boot verdict of %s: %w", k, err)
+			}
+			out[string(k)] = bv
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PruneVerdicts forgets the verdicts of deployments not in keep, so that
+// a later deployment of the same name starts without a past.
+func (s *Store) PruneVerdicts(keep map[string]bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVerdicts)
+		var gone [][]byte
+		b.ForEach(func(k, _ []byte) error {
+			if !keep[string(k)] {
+				gone = append(gone, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -70,3 +70,35 @@ func TestSecondOpenTimesOut(t *testing.T) {
 		t.Fatal("a second open of a locked state file succeeded")
 	}
 }
+
+func TestVerdictsPersistAndPrune(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []api.BootVerdict{
+		{Deployment: "os/aaa.0", Verdict: api.VerdictHealthy, Good: true},
+		{Deployment: "os/bbb.0", Verdict: api.VerdictUnhealthy, Reason: "x exited 1"},
+		{Deployment: "os/bbb.0", Verdict: api.VerdictUnhealthy, Reason: "x exited 2"},
+	} {
+		if err := s.SetVerdict(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Verdicts()
+	if err != nil || len(got) != 2 || !got["os/aaa.0"].Good || got["os/bbb.0"].Reason != "x exited 2" {
+		t.Fatalf("verdicts %+v %v", got, err)
+	}
+	if err := s.PruneVerdicts(map[string]bool{"os/bbb.0": true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.Verdicts(); len(got) != 1 || got["os/bbb.0"].Verdict != api.VerdictUnhealthy {
+		t.Fatalf("after prune %+v", got)
+	}
+}

@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/health"
+	"github.com/osupdate/os-update/sysroot"
+)
+
+// HealthCheck is the D-Bus method: run the boot health checks of the
+// booted deployment and act on the verdict (os-update health-check, run
+// after boot by os-update-health-check.service). With the option reboot,
+// a rollback reboots the machine.
+func (d *Daemon) HealthCheck(sender dbus.Sender, msg dbus.Message, o map[string]dbus.Variant) (dbus.ObjectPath, *dbus.Error) {
+	if err := checkSignature(msg, "a{sv}"); err != nil {
+		return "/", err
+	}
+	opts := options(o)
+	if err := opts.check(); err != nil {
+		return "/", err
+	}
+	return d.submit(sender, Request{Kind: KindHealthCheck}, opts)
+}
+
+// recordVerdict keeps a verdict (state, verdict file), announces it on
+// the bus and runs the hook. Failures are logged: the verdict is also in
+// the transaction's history entry.
+func (d *Daemon) recordVerdict(ctx context.Context, v api.BootVerdict) {
+	if err := d.store.SetVerdict(v); err != nil {
+		d.logf("%v", err)
+	}
+	if err := writeVerdictFile(d.verdictFile(), v); err != nil {
+		d.logf("%v", err)
+	}
+	d.conn.Emit(api.ObjectPath, api.SysrootIface+"."+api.SignalBootVerdict, v.Deployment, v.Verdict, v.Reason, v.Action)
+	if d.cfg.OnBootVerdict != nil {
+		d.cfg.OnBootVerdict(ctx, v)
+	}
+}
+
+func (d *Daemon) verdictFile() string {
+	if d.cfg.VerdictFile != "" {
+		return d.cfg.VerdictFile
+	}
+	return filepath.Join(filepath.Dir(d.cfg.StatePath), "boot-verdict.json")
+}
+
+// writeVerdictFile replaces the file atomically: a reader sees the old
+// verdict or the new one, never a part.
+func writeVerdictFile(path string, v api.BootVerdict) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".boot-verdict-*")
+	if err != nil {
+		return fmt.Errorf("write verdict file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write verdict file %s: %w", path, err)
+	}
+	return nil
+}
+
+// deploymentKey names a deployment in verdicts: OS/CHECKSUM.SERIAL.
+func deploymentKey(osname, checksum string, serial int) string {
+	return fmt.Sprintf("%s/%s.%d", osname, checksum, serial)
+}
+
+// attachVerdicts adds each deployment's last verdict to a status.
+func (d *Daemon) attachVerdicts(st *api.Status) error {
+	vs, err := d.store.Verdicts()
+	if err != nil {
+		return err
+	}
+	for i := range st.Deployments {
+		dep := &st.Deployments[i]
+		if v, ok := vs[deploymentKey(dep.OSName, dep.Checksum, dep.Serial)]; ok {
+			dep.BootVerdict = &v
+		}
+	}
+	return nil
+}
+
+// pruneVerdicts forgets verdicts of deployments that are gone, so that a
+// deployment made later under the same name starts without a past (it
+// must not count as good, nor as known bad).
+func (d *Daemon) pruneVerdicts() {
+	st, err := d.backend.Status(context.Background())
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, dep := range st.Deployments {
+		keep[deploymentKey(dep.OSName, dep.Checksum, dep.Serial)] = true
+	}
+	if err := d.store.PruneVerdicts(keep); err != nil {
+		d.logf("prune boot verdicts: %v", err)
+	}
+}
+
+// BootCounter is the boot loader's boot counting (systemd-boot's
+// "+LEFT-DONE" entries), when the boot loader has one: a healthy boot
+// clears the counter of the booted deployment's entry, which is what
+// makes it count as good to the boot loader. Nil for boot loaders without
+// counting (extlinux): there the verdict record alone says the
+// deployment is good.
+type BootCounter interface {
+	MarkGood(ctx context.Context, s *sysroot.Sysroot, d *sysroot.Deployment) error
+}
+
+// decision is what to do with an unhealthy boot.
+type decision struct {
+	rollback bool
+	detail   string // why not, when not
+}
+
+// decideUnhealthy applies the rollback rule to an unhealthy boot of
+// booted (its previous record prior, if any), whose rollback deployment
+// is target (its record targetPrior):
+//
+//   - a deployment that passed a check on an earlier boot is not rolled
+//     back: a long-running host whose check fails later gets a report,
+//     not a silent rollback;
+//   - without a previous deployment there is nothing to go back to;
+//   - a previous deployment that failed its own check and never passed
+//     one is not gone back to: two bad deployments must not bounce the
+//     machine between them forever;
+//   - otherwise (a new deployment, on the boots until it passes once)
+//     the previous deployment becomes the default.
+func decideUnhealthy(booted string, prior *api.BootVerdict, target string, targetPrior *api.BootVerdict) decision {
+	switch {
+	case prior != nil && prior.Good:
+		return decision{detail: fmt.Sprintf("not rolled back: %s passed its health check on an earlier boot (only a deployment that never passed is rolled back)", booted)}
+	case target == "":
+		return decision{detail: fmt.Sprintf("not rolled back: there is no previous deployment of %s to go back to", strings.Split(booted, "/")[0])}
+	case targetPrior != nil && targetPrior.Verdict == api.VerdictUnhealthy && !targetPrior.Good:
+		return decision{detail: fmt.Sprintf("not rolled back: the previous deployment %s failed its health check too (staying on %s rather than rebooting between two failing deployments)", target, booted)}
+	}
+	return decision{rollback: true}
+}
+
+// healthCheck runs the checks on the booted deployment and acts on the
+// verdict: healthy marks the boot good; unhealthy rolls back as
+// decideUnhealthy says. It returns an error for an unhealthy boot, with
+// the reason and what was done, so that the history says why.
+func (b *HostBackend) healthCheck(ctx context.Context, s *sysroot.Sysroot, st *sysroot.Status, req Request, rep Reporter) (Result, error) {
+	booted := st.Booted
+	if booted == nil {
+		return Result{}, fmt.Errorf("health check: not booted into a deployment of %s (no deployment is /): nothing to check", b.cfg.Sysroot)
+	}
+	key := deploymentKey(booted.OS, booted.Commit.String(), booted.Serial)
+	res := Result{From: booted.Commit.String()}
+	rep.Stage("health-check")
+	cfg := health.ForRoot("/")
+	if b.cfg.Health != nil {
+		cfg = *b.cfg.Health
+	}
+	v := api.BootVerdict{Deployment: key, Checksum: booted.Commit.String(), Version: booted.Version,
+		CheckedAt: time.Now().Unix(), BootID: bootID()}
+	report, err := health.Run(ctx, cfg)
+	switch {
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case err != nil:
+		v.Verdict, v.Reason = api.VerdictUnhealthy, fmt.Sprintf("the health checks could not run: %v", err)
+	case report.Healthy:
+		v.Verdict = api.VerdictHealthy
+	default:
+		v.Verdict, v.Reason = api.VerdictUnhealthy, report.Reason
+	}
+	if report != nil {
+		for _, c := range report.Checks {
+			line := fmt.Sprintf("ok   %s %s (%s)", c.Kind, c.Name, c.Duration)
+			if !c.OK {
+				line = fmt.Sprintf("FAIL %s %s %s", c.Kind, c.Name, c.Problem)
+				if c.Output != "" {
+					line += ": " + strings.ReplaceAll(c.Output, "\n", " | ")
+				}
+			}
+			rep.Message(line)
+		}
+		for _, sk := range report.Skipped {
+			rep.Message("skipped " + sk)
+		}
+	}
+	prior, hasPrior := req.Verdicts[key]
+	if v.Verdict == api.VerdictHealthy {
+		v.Good, v.Action = true, api.ActionMarkedGood
+		res.Verdict = &v
+		if b.cfg.BootCounter != nil {
+			if err := b.cfg.BootCounter.MarkGood(ctx, s, booted); err != nil {
+				v.ActionDetail = fmt.Sprintf("clearing the boot counter failed: %v", err)
+				return res, fmt.Errorf("healthy, but marking the boot good failed: %w", err)
+			}
+		}
+		rep.Message(fmt.Sprintf("Healthy: %s %s is marked good", booted.Version, booted.Commit))
+		return res, nil
+	}
+	v.Good = hasPrior && prior.Good
+	var priorPtr, targetPrior *api.BootVerdict
+	if hasPrior {
+		priorPtr = &prior
+	}
+	target := ""
+	if st.Rollback != nil {
+		target = deploymentKey(st.Rollback.OS, st.Rollback.Commit.String(), st.Rollback.Serial)
+		if tp, ok := req.Verdicts[target]; ok {
+			targetPrior = &tp
+		}
+	}
+	dec := decideUnhealthy(key, priorPtr, target, targetPrior)
+	res.Verdict = &v
+	if !dec.rollback {
+		v.Action, v.ActionDetail = api.ActionNone, dec.detail
+		return res, fmt.Errorf("unhealthy: %s; %s", v.Reason, dec.detail)
+	}
+	rep.Stage("deploy")
+	to, err := s.Rollback(ctx)
+	if err != nil {
+		v.Action, v.ActionDetail = api.ActionNone, fmt.Sprintf("the rollback failed: %v", err)
+		return res, fmt.Errorf("unhealthy: %s; %s", v.Reason, v.ActionDetail)
+	}
+	v.Action, v.RolledBackTo = api.ActionRolledBack, deploymentKey(to.OS, to.Commit.String(), to.Serial)
+	v.ActionDetail = fmt.Sprintf("rolled back to %s %s", to.Version, v.RolledBackTo)
+	if req.Reboot {
+		v.ActionDetail += ", rebooting"
+	}
+	res.To, res.Deployed = to.Commit.String(), true
+	rep.Message(fmt.Sprintf("Unhealthy: %s; %s", v.Reason, v.ActionDetail))
+	return res, fmt.Errorf("unhealthy: %s; %s", v.Reason, v.ActionDetail)
+}
+
+// bootID is the kernel's id of this boot ("" if unknown).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
