@@ -36,6 +36,7 @@ type fetcher struct {
 	stall    time.Duration
 	bytes    atomic.Int64
 	requests atomic.Int64
+	onRetry  func(RetryEvent)
 }
 
 // TLSOptions are a remote's TLS settings.
@@ -108,7 +109,7 @@ func newFetcher(opts *Options, tlsOpts TLSOptions) (*fetcher, error) {
 			return nil
 		},
 	}
-	return &fetcher{client: client, retries: opts.Retries, backoff: opts.RetryBackoff, stall: opts.StallTimeout}, nil
+	return &fetcher{client: client, retries: opts.Retries, backoff: opts.RetryBackoff, stall: opts.StallTimeout, onRetry: opts.Retry}, nil
 }
 
 func (f *fetcher) close() { f.client.CloseIdleConnections() }
@@ -172,6 +173,7 @@ func (f *fetcher) get(ctx context.Context, url string, fn func(body io.Reader, l
 			d = 10 * time.Second
 		}
 		d = d/2 + rand.N(d/2+1)
+		f.retrying(url, attempt, err, d)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -184,6 +186,13 @@ func (f *fetcher) get(ctx context.Context, url string, fn func(body io.Reader, l
 		return ctx.Err()
 	}
 	return last
+}
+
+// retrying reports a retry (attempt counts from 0) to Options.Retry.
+func (f *fetcher) retrying(url string, attempt int, err error, backoff time.Duration) {
+	if f.onRetry != nil {
+		f.onRetry(RetryEvent{URL: url, Attempt: attempt + 1, Attempts: f.retries, Err: err, Backoff: backoff})
+	}
 }
 
 func (f *fetcher) try(ctx context.Context, url string, fn func(io.Reader, int64) error) error {
@@ -314,6 +323,7 @@ func (f *fetcher) openAt(ctx context.Context, url string, offset int64) (io.Read
 		if attempt >= f.retries || ctx.Err() != nil {
 			return nil, err
 		}
+		f.retrying(url, attempt, err, f.backoff<<attempt)
 		t := time.NewTimer(f.backoff << attempt)
 		select {
 		case <-ctx.Done():

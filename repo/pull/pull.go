@@ -78,14 +78,31 @@ func FromRemote(s *remote.Store, r *remote.Remote) (*Source, error) {
 // Progress is a snapshot of a running pull.
 type Progress struct {
 	Stage        string // "summary", "commit", "delta", "objects", "done"
-	ObjectsDone  int
-	ObjectsTotal int // objects discovered so far (grows during the walk)
-	BytesDone    int64
-	BytesTotal   int64 // bytes expected, known for deltas only; 0 when unknown
-	PartsDone    int   // static delta parts applied
-	PartsTotal   int
-	Rate         float64 // bytes per second since the start
-	Elapsed      time.Duration
+	ObjectsDone  int    // objects handled by the walk: present or fetched
+	ObjectsTotal int    // objects discovered so far (grows during the walk)
+	// ObjectsFetched counts objects downloaded one by one (commits,
+	// delta fallbacks, the walk), not those a delta part carried.
+	ObjectsFetched int
+	// BytesDone is every byte received (summary, commits, superblock,
+	// parts, objects). BytesTotal is what the pull expects to have
+	// received when done: known once a delta's superblock is read (and
+	// kept through the check walk that follows), 0 when unknown (an
+	// object walk). At "done" it equals BytesDone.
+	BytesDone  int64
+	BytesTotal int64
+	PartsDone  int // static delta parts applied
+	PartsTotal int
+	Rate       float64 // bytes per second since the start
+	Elapsed    time.Duration
+}
+
+// RetryEvent is one retry of a request after a transient failure.
+type RetryEvent struct {
+	URL      string
+	Attempt  int // 1 for the first retry
+	Attempts int // retries allowed (Options.Retries)
+	Err      error
+	Backoff  time.Duration // wait before this retry
 }
 
 // DeltaRequest is what StaticDeltas gets to work with: the transaction
@@ -160,6 +177,8 @@ type Options struct {
 	ProgressInterval time.Duration // default 250ms
 	// Log receives human-readable notes (delta fallbacks, ...).
 	Log func(format string, args ...any)
+	// Retry, if set, is called once before each retry of a request.
+	Retry func(RetryEvent)
 }
 
 // Result reports what a pull did.
@@ -169,6 +188,7 @@ type Result struct {
 	BytesFetched   int64
 	Requests       int64
 	DeltasUsed     int
+	DeltaParts     int // static delta parts applied
 	DeltaFailures  []error
 }
 
@@ -304,6 +324,7 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 	p.res.BytesFetched = f.bytes.Load()
 	p.res.Requests = f.requests.Load()
 	p.res.ObjectsFetched = int(p.fetched.Load())
+	p.res.DeltaParts = int(p.partsDone.Load())
 	if err != nil {
 		return p.res, fmt.Errorf("pull from %s: %w", src.URL, err)
 	}
@@ -314,14 +335,20 @@ func (p *puller) snapshot() Progress {
 	el := time.Since(p.start)
 	b := p.f.bytes.Load()
 	pr := Progress{
-		Stage:        p.stage.Load().(string),
-		ObjectsDone:  int(p.objDone.Load()),
-		ObjectsTotal: int(p.objTotal.Load()),
-		BytesDone:    b,
-		BytesTotal:   p.bytesTot.Load(),
-		PartsDone:    int(p.partsDone.Load()),
-		PartsTotal:   int(p.partsTotal.Load()),
-		Elapsed:      el,
+		Stage:          p.stage.Load().(string),
+		ObjectsDone:    int(p.objDone.Load()),
+		ObjectsTotal:   int(p.objTotal.Load()),
+		ObjectsFetched: int(p.fetched.Load()),
+		BytesDone:      b,
+		BytesTotal:     p.bytesTot.Load(),
+		PartsDone:      int(p.partsDone.Load()),
+		PartsTotal:     int(p.partsTotal.Load()),
+		Elapsed:        el,
+	}
+	if pr.Stage == "done" || (pr.BytesTotal > 0 && pr.BytesTotal < b) {
+		// Done: what was fetched is all there was to fetch. Past the
+		// estimate (retried parts): the estimate was short.
+		pr.BytesTotal = b
 	}
 	if s := el.Seconds(); s > 0 {
 		pr.Rate = float64(b) / s
@@ -844,6 +871,7 @@ func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, he
 	if ok, _ := p.r.HasObject(c, object.TypeCommit); ok && !p.r.IsPartial(c) {
 		return nil
 	}
+	deltasBefore := p.res.DeltasUsed
 	if head && !p.opts.DisableDeltas {
 		var mine []summary.Delta
 		for _, d := range deltas {
@@ -864,8 +892,12 @@ func (p *puller) pullTree(ctx context.Context, ref string, c object.Checksum, he
 			p.logf("static delta for %s failed, fetching objects instead: %v", c, err)
 		}
 	}
-	// Byte totals describe a delta only; the walk reports objects.
-	p.bytesTot.Store(0)
+	if p.res.DeltasUsed == deltasBefore {
+		// Without a delta nothing says how many bytes the walk will
+		// fetch. After a delta the walk only checks that every object
+		// is present, and the delta's total stays true.
+		p.bytesTot.Store(0)
+	}
 	p.stage.Store("objects")
 	if err := p.walk(ctx, c); err != nil {
 		return err
