@@ -12,7 +12,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/osupdate/os-update/daemon/api"
-	"golang.org/x/sys/unix"
+	"github.com/osupdate/os-update/internal/progress"
 )
 
 // hostCommands talk to os-updated over D-Bus.
@@ -355,14 +355,15 @@ func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.Object
 
 // follow renders a transaction's signals until it finishes.
 func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Signal, path dbus.ObjectPath) (string, error) {
-	bar := newProgressBar(e)
+	bar := newRenderer(e, e.stdout)
+	defer bar.Done()
 	cancelled := false
 	for {
 		select {
 		case <-ctx.Done():
 			if !cancelled {
 				cancelled = true
-				bar.clear()
+				bar.Clear()
 				fmt.Fprintln(e.stderr, "Cancelling...")
 				conn.Object(api.BusName, path).Call(api.TransactionIface+".Cancel", 0)
 			}
@@ -373,7 +374,7 @@ func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Sig
 			}
 			if sig.Name == "org.freedesktop.DBus.NameOwnerChanged" {
 				if len(sig.Body) == 3 && sig.Body[2] == "" {
-					bar.clear()
+					bar.Clear()
 					return "", errors.New("os-updated exited during the transaction; it will repair its state when it starts again")
 				}
 				continue
@@ -383,14 +384,17 @@ func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Sig
 			}
 			switch sig.Name {
 			case api.TransactionIface + ".Message":
-				bar.clear()
-				e.printf("%s\n", sig.Body[0])
+				if len(sig.Body) == 1 {
+					bar.Message(fmt.Sprint(sig.Body[0]))
+				}
 			case api.TransactionIface + ".Progress":
-				if len(sig.Body) == 7 {
-					bar.update(sig.Body[0].(string), sig.Body[1].(string), sig.Body[2].(uint32), sig.Body[3].(uint64), sig.Body[4].(uint64), sig.Body[5].(uint64), sig.Body[6].(uint64))
+				if p, ok := api.ParseProgress(sig.Body); ok {
+					bar.Update(progress.Update{Stage: p.Stage, BytesDone: p.BytesDone, BytesTotal: p.BytesExpected,
+						ObjectsDone: p.ObjectsDone, ObjectsTotal: p.ObjectsTotal, PartsDone: uint64(p.PartsDone), PartsTotal: uint64(p.PartsTotal),
+						Rate: p.Rate, ETA: time.Duration(p.ETASeconds) * time.Second})
 				}
 			case api.TransactionIface + ".Finished":
-				bar.clear()
+				bar.Done()
 				ok, msg := sig.Body[0].(bool), sig.Body[1].(string)
 				if !ok {
 					return "", errors.New(msg)
@@ -402,69 +406,6 @@ func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Sig
 				return outcome, nil
 			}
 		}
-	}
-}
-
-// progressBar renders Progress signals: a redrawn bar on a terminal,
-// one line per stage and per 25% otherwise.
-type progressBar struct {
-	e        *env
-	tty      bool
-	drawn    bool
-	stage    string
-	lastStep uint32
-}
-
-func newProgressBar(e *env) *progressBar {
-	tty := false
-	if f, ok := e.stdout.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		tty = err == nil
-	}
-	return &progressBar{e: e, tty: tty}
-}
-
-// amount renders a count in its unit.
-func amount(unit string, n uint64) string {
-	if unit == "bytes" {
-		return humanBytes(n)
-	}
-	return fmt.Sprintf("%d %s", n, unit)
-}
-
-func (p *progressBar) update(stage, unit string, percent uint32, done, total, rate, eta uint64) {
-	if !p.tty {
-		if stage != p.stage {
-			p.stage, p.lastStep = stage, 0
-			p.e.printf("%s...\n", stage)
-		}
-		if total > 0 && percent/25 > p.lastStep {
-			p.lastStep = percent / 25
-			p.e.printf("%s: %d%% (%s of %s)\n", stage, percent, amount(unit, done), amount(unit, total))
-		}
-		return
-	}
-	p.stage = stage
-	const width = 30
-	filled := int(percent) * width / 100
-	line := fmt.Sprintf("\r%-10s [%s%s] %3d%%", stage, strings.Repeat("#", filled), strings.Repeat("-", width-filled), percent)
-	if total > 0 {
-		line += fmt.Sprintf(" %s/%s", amount(unit, done), amount(unit, total))
-	}
-	if rate > 0 {
-		line += fmt.Sprintf(" %s/s", amount(unit, rate))
-		if eta > 0 {
-			line += fmt.Sprintf(" ETA %ds", eta)
-		}
-	}
-	fmt.Fprintf(p.e.stdout, "%s\x1b[K", line)
-	p.drawn = true
-}
-
-func (p *progressBar) clear() {
-	if p.drawn {
-		fmt.Fprint(p.e.stdout, "\r\x1b[K")
-		p.drawn = false
 	}
 }
 

@@ -31,7 +31,7 @@ type roles map[string]string
 type nopReporter struct{}
 
 func (nopReporter) Stage(string)                    {}
-func (nopReporter) Progress(string, uint64, uint64) {}
+func (nopReporter) Progress(api.Progress) {}
 func (nopReporter) Message(string)                  {}
 
 // rolesChild runs inside the booted view of the sysroot (see bootedView):

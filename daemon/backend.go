@@ -90,11 +90,12 @@ type Result struct {
 // Reporter receives an operation's progress. It is safe for concurrent use.
 type Reporter interface {
 	// Stage starts a named stage ("download", "deploy", ...) and resets
-	// the byte counters.
+	// the counters.
 	Stage(name string)
-	// Progress reports done of total units ("bytes", "objects", "files")
-	// in the current stage; total may be 0 when unknown.
-	Progress(unit string, done, total uint64)
+	// Progress reports the figures of the current stage so far (Stage,
+	// Rate and ETASeconds are filled in by the reporter); zero totals
+	// are unknown.
+	Progress(p api.Progress)
 	// Message reports a line for the user.
 	Message(msg string)
 }

@@ -47,7 +47,7 @@ func (b *stepBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		}
-		rep.Progress("bytes", i*100, 300)
+		rep.Progress(api.Progress{BytesDone: i * 100, BytesExpected: 300})
 	}
 	rep.Message("finished " + req.Kind)
 	if req.Check {

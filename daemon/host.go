@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/osupdate/os-update/compose/layer"
 	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/health"
 	"github.com/osupdate/os-update/internal/osrelease"
+	"github.com/osupdate/os-update/internal/progress"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/container"
 	"github.com/osupdate/os-update/repo/object"
@@ -128,7 +130,7 @@ func (b *HostBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 	// One view of the deployments for the whole operation; the
 	// transaction's from-commit is the current deployment's.
 	st := s.Status()
-	res, err := b.run(ctx, s, st, req, rep)
+	res, err := b.run(ctx, s, st, req, &tallyReporter{Reporter: rep})
 	if res.From == "" && st.Current != nil {
 		res.From = st.Current.Commit.String()
 	}
@@ -191,17 +193,25 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 	opts := b.cfg.PullOptions
 	opts.Refs = []string{ref}
 	opts.CommitMetadataOnly, opts.Depth = metadataOnly, depth
-	opts.Progress = func(p pull.Progress) {
-		if p.BytesTotal > 0 {
-			rep.Progress("bytes", uint64(p.BytesDone), uint64(p.BytesTotal))
-		} else {
-			rep.Progress("objects", uint64(p.ObjectsDone), uint64(p.ObjectsTotal))
-		}
+	tally, ok := rep.(*tallyReporter)
+	if !ok {
+		tally = &tallyReporter{Reporter: rep}
 	}
+	opts.Progress = tally.pullProgress()
 	opts.Log = func(format string, args ...any) { rep.Message(fmt.Sprintf(format, args...)) }
+	opts.Retry = func(e pull.RetryEvent) {
+		rep.Message(progress.RetryLine(e.Attempt, e.Attempts, e.URL, e.Err, e.Backoff))
+	}
 	res, err := pull.Pull(ctx, s.Repo(), src, opts)
 	if err != nil {
 		return object.Checksum{}, fmt.Errorf("pull %s:%s: %w", remoteName, ref, err)
+	}
+	if !metadataOnly {
+		how := fmt.Sprintf("%d objects", res.ObjectsFetched)
+		if res.DeltasUsed > 0 {
+			how = fmt.Sprintf("static delta (%d parts) and %s", res.DeltaParts, how)
+		}
+		rep.Message(fmt.Sprintf("Fetched %s in %d requests: %s", progress.Bytes(uint64(res.BytesFetched)), res.Requests, how))
 	}
 	name, _, _ := strings.Cut(ref, "@") // REF@CHECKSUM reports REF
 	c, ok := res.Refs[name]
@@ -209,6 +219,52 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 		return object.Checksum{}, fmt.Errorf("pull %s:%s: the remote did not resolve the ref", remoteName, ref)
 	}
 	return c, nil
+}
+
+// tallyReporter adds up the pulls of a stage, so that the stage's
+// progress counts every byte it fetched: an upgrade pulls the signed
+// commit first, then its tree.
+type tallyReporter struct {
+	Reporter
+	mu   sync.Mutex
+	base api.Progress // the stage's finished pulls
+	cur  api.Progress // the running pull
+}
+
+func (t *tallyReporter) Stage(name string) {
+	t.mu.Lock()
+	t.base, t.cur = api.Progress{}, api.Progress{}
+	t.mu.Unlock()
+	t.Reporter.Stage(name)
+}
+
+// pullProgress starts a pull of the stage and returns its progress
+// callback.
+func (t *tallyReporter) pullProgress() func(pull.Progress) {
+	t.mu.Lock()
+	t.base = api.Progress{
+		BytesDone: t.base.BytesDone + t.cur.BytesDone, ObjectsDone: t.base.ObjectsDone + t.cur.ObjectsDone,
+		ObjectsTotal: t.base.ObjectsTotal + t.cur.ObjectsTotal, PartsDone: t.base.PartsDone + t.cur.PartsDone,
+		PartsTotal: t.base.PartsTotal + t.cur.PartsTotal,
+	}
+	t.cur = api.Progress{}
+	t.mu.Unlock()
+	return func(p pull.Progress) {
+		t.mu.Lock()
+		t.cur = api.Progress{BytesDone: uint64(p.BytesDone), BytesExpected: uint64(p.BytesTotal),
+			ObjectsDone: uint64(p.ObjectsDone), ObjectsTotal: uint64(p.ObjectsTotal),
+			PartsDone: uint32(p.PartsDone), PartsTotal: uint32(p.PartsTotal)}
+		out := api.Progress{
+			BytesDone: t.base.BytesDone + t.cur.BytesDone, ObjectsDone: t.base.ObjectsDone + t.cur.ObjectsDone,
+			ObjectsTotal: t.base.ObjectsTotal + t.cur.ObjectsTotal, PartsDone: t.base.PartsDone + t.cur.PartsDone,
+			PartsTotal: t.base.PartsTotal + t.cur.PartsTotal,
+		}
+		if t.cur.BytesExpected > 0 { // else unknown, for the stage too
+			out.BytesExpected = t.base.BytesDone + t.cur.BytesExpected
+		}
+		t.mu.Unlock()
+		t.Reporter.Progress(out)
+	}
 }
 
 // osID is the ID of a commit's os-release, or "" if it has none.

@@ -50,10 +50,12 @@ const txnIntrospection = `
   <signal name="Message"><arg name="text" type="s"/></signal>
   <signal name="Progress">
     <arg name="stage" type="s"/>
-    <arg name="unit" type="s"/>
-    <arg name="percent" type="u"/>
-    <arg name="done" type="t"/>
-    <arg name="total" type="t"/>
+    <arg name="bytes_done" type="t"/>
+    <arg name="bytes_expected" type="t"/>
+    <arg name="objects_done" type="t"/>
+    <arg name="objects_total" type="t"/>
+    <arg name="parts_done" type="u"/>
+    <arg name="parts_total" type="u"/>
     <arg name="rate" type="t"/>
     <arg name="eta_seconds" type="t"/>
   </signal>
@@ -122,7 +124,7 @@ func (t *transaction) Stage(name string) {
 	t.stage, t.stageStart = name, time.Now()
 	t.mu.Unlock()
 	t.props.SetMust(api.TransactionIface, "Stage", name)
-	t.emit("Progress", name, "", uint32(0), uint64(0), uint64(0), uint64(0), uint64(0))
+	t.emit("Progress", api.Progress{Stage: name}.Args()...)
 }
 
 // endStage records the duration of the current stage; t.mu is held.
@@ -134,29 +136,26 @@ func (t *transaction) endStage() {
 }
 
 // Progress implements Reporter; signals are throttled to ten a second,
-// except the last one of a stage.
-func (t *transaction) Progress(unit string, done, total uint64) {
+// except the one that completes the expected bytes.
+func (t *transaction) Progress(p api.Progress) {
 	t.mu.Lock()
 	now := time.Now()
-	if done < total && now.Sub(t.lastEmit) < 100*time.Millisecond {
+	complete := p.BytesExpected > 0 && p.BytesDone >= p.BytesExpected
+	if !complete && now.Sub(t.lastEmit) < 100*time.Millisecond {
 		t.mu.Unlock()
 		return
 	}
 	t.lastEmit = now
 	stage, since := t.stage, now.Sub(t.stageStart)
 	t.mu.Unlock()
-	var percent uint32
-	if total > 0 {
-		percent = uint32(done * 100 / total)
-	}
-	var rate, eta uint64
+	p.Stage, p.Rate, p.ETASeconds = stage, 0, 0
 	if secs := since.Seconds(); secs > 0.2 {
-		rate = uint64(float64(done) / secs)
-		if rate > 0 && total > done {
-			eta = (total - done) / rate
+		p.Rate = uint64(float64(p.BytesDone) / secs)
+		if p.Rate > 0 && p.BytesExpected > p.BytesDone {
+			p.ETASeconds = (p.BytesExpected - p.BytesDone) / p.Rate
 		}
 	}
-	t.emit("Progress", stage, unit, percent, done, total, rate, eta)
+	t.emit("Progress", p.Args()...)
 }
 
 // Message implements Reporter.

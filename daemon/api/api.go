@@ -61,6 +61,58 @@ const (
 	OptKargsReplace     = "replace"            // as (KernelArgs)
 )
 
+// Progress is the body of a transaction's Progress signal, signature
+// ProgressSignature: the current stage and, for stages that transfer,
+// what was received and what is expected (0: unknown). Bytes count every
+// byte fetched in the stage (summaries, commits, delta superblocks and
+// parts, objects); objects count the objects handled by the object walk
+// (present or fetched) of ObjectsTotal discovered so far; parts count the
+// static delta parts applied. Rate is in bytes per second over the stage,
+// ETASeconds the time left at that rate (0: unknown).
+type Progress struct {
+	Stage         string
+	BytesDone     uint64
+	BytesExpected uint64
+	ObjectsDone   uint64
+	ObjectsTotal  uint64
+	PartsDone     uint32
+	PartsTotal    uint32
+	Rate          uint64
+	ETASeconds    uint64
+}
+
+// ProgressSignature is the D-Bus signature of the Progress signal.
+const ProgressSignature = "sttttuutt"
+
+// Args are the signal's arguments in order.
+func (p Progress) Args() []any {
+	return []any{p.Stage, p.BytesDone, p.BytesExpected, p.ObjectsDone, p.ObjectsTotal, p.PartsDone, p.PartsTotal, p.Rate, p.ETASeconds}
+}
+
+// ParseProgress decodes a Progress signal's body.
+func ParseProgress(body []any) (Progress, bool) {
+	var p Progress
+	if len(body) != 9 {
+		return p, false
+	}
+	var ok [9]bool
+	p.Stage, ok[0] = body[0].(string)
+	p.BytesDone, ok[1] = body[1].(uint64)
+	p.BytesExpected, ok[2] = body[2].(uint64)
+	p.ObjectsDone, ok[3] = body[3].(uint64)
+	p.ObjectsTotal, ok[4] = body[4].(uint64)
+	p.PartsDone, ok[5] = body[5].(uint32)
+	p.PartsTotal, ok[6] = body[6].(uint32)
+	p.Rate, ok[7] = body[7].(uint64)
+	p.ETASeconds, ok[8] = body[8].(uint64)
+	for _, o := range ok {
+		if !o {
+			return Progress{}, false
+		}
+	}
+	return p, true
+}
+
 // Automatic update policies (os-updated --automatic-update-policy).
 const (
 	PolicyNone  = "none"  // the timer does nothing
