@@ -355,7 +355,7 @@ func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.Object
 
 // follow renders a transaction's signals until it finishes.
 func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Signal, path dbus.ObjectPath) (string, error) {
-	bar := newRenderer(e, e.stdout)
+	bar := newRenderer(e.stdout, false)
 	defer bar.Done()
 	cancelled := false
 	for {

@@ -8,7 +8,9 @@ import (
 
 // newRenderer returns the progress renderer for w: a bar when w is a
 // terminal, plain rate-limited lines otherwise, ANSI styling only on a
-// terminal and without NO_COLOR.
-func newRenderer(e *env, w io.Writer) *progress.Renderer {
-	return progress.New(w, progress.For(w))
+// terminal and without NO_COLOR; quiet drops progress (messages stay).
+func newRenderer(w io.Writer, quiet bool) *progress.Renderer {
+	opts := progress.For(w)
+	opts.Quiet = quiet
+	return progress.New(w, opts)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osupdate/os-update/internal/progress"
 	"github.com/osupdate/os-update/repo/pull"
 	"github.com/osupdate/os-update/repo/remote"
 	"github.com/osupdate/os-update/repo/serve"
@@ -545,14 +546,16 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	opts := pull.Options{
 		Refs: refs, Branches: rem.Branches, Mirror: *mirror, CommitMetadataOnly: *metaOnly,
 		Depth: *depth, Workers: *workers, Connections: *conns, DisableDeltas: *noDeltas, TimestampCheck: *tsCheck,
-		Log: func(format string, a ...any) { fmt.Fprintf(e.stderr, "note: "+format+"\n", a...) },
 	}
-	if !*quiet {
-		opts.Progress = func(p pull.Progress) { printPullProgress(e, p) }
-	}
+	bar := newRenderer(e.stderr, *quiet)
+	opts.Progress = func(p pull.Progress) { bar.Update(pullUpdate(p)) }
+	opts.Retry = func(r pull.RetryEvent) { bar.Retry(r.Attempt, r.Attempts, r.URL, r.Err, r.Backoff) }
+	opts.Log = func(format string, a ...any) { bar.Message("note: " + fmt.Sprintf(format, a...)) }
 	res, err := pull.Pull(ctx, r, src, opts)
-	if !*quiet && opts.Progress != nil {
-		fmt.Fprintln(e.stderr)
+	if err != nil {
+		bar.Clear()
+	} else {
+		bar.Done()
 	}
 	if err != nil {
 		return err
@@ -568,10 +571,9 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func printPullProgress(e *env, p pull.Progress) {
-	line := fmt.Sprintf("\r%-8s %d/%d objects  %s  %s/s", p.Stage, p.ObjectsDone, p.ObjectsTotal, humanBytes(uint64(p.BytesDone)), humanBytes(uint64(p.Rate)))
-	if p.Stage == "delta" {
-		line = fmt.Sprintf("\r%-8s part %d/%d  %s of %s  %s/s", p.Stage, p.PartsDone, p.PartsTotal, humanBytes(uint64(p.BytesDone)), humanBytes(uint64(p.BytesTotal)), humanBytes(uint64(p.Rate)))
-	}
-	fmt.Fprintf(e.stderr, "%-72s", line)
+// pullUpdate is what the renderer shows of a pull's progress.
+func pullUpdate(p pull.Progress) progress.Update {
+	return progress.Update{Stage: p.Stage, BytesDone: uint64(p.BytesDone), BytesTotal: uint64(p.BytesTotal),
+		ObjectsDone: uint64(p.ObjectsDone), ObjectsTotal: uint64(p.ObjectsTotal),
+		PartsDone: uint64(p.PartsDone), PartsTotal: uint64(p.PartsTotal), Rate: uint64(p.Rate)}
 }

@@ -30,9 +30,9 @@ type roles map[string]string
 
 type nopReporter struct{}
 
-func (nopReporter) Stage(string)                    {}
+func (nopReporter) Stage(string)          {}
 func (nopReporter) Progress(api.Progress) {}
-func (nopReporter) Message(string)                  {}
+func (nopReporter) Message(string)        {}
 
 // rolesChild runs inside the booted view of the sysroot (see bootedView):
 // it prints the roles as the sysroot, `admin status` and the daemon see

@@ -325,7 +325,13 @@ func (b *HostBackend) upgrade(ctx context.Context, s *sysroot.Sysroot, st *sysro
 		return Result{}, fmt.Errorf("origin %q is a local ref: there is no remote to update from (rebase to REMOTE:REF)", refspec)
 	}
 	res := Result{From: cur.Commit.String()}
-	rep.Stage("download")
+	// A check fetches only the signed commit: it downloads no update, and
+	// its stage says so.
+	if req.Check || req.Preview {
+		rep.Stage("check")
+	} else {
+		rep.Stage("download")
+	}
 	c, err := b.pull(ctx, s, remoteName, ref, true, 0, rep)
 	if err != nil {
 		return res, err

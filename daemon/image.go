@@ -83,7 +83,11 @@ func (b *HostBackend) imageUpgrade(ctx context.Context, s *sysroot.Sysroot, st *
 		return res, fmt.Errorf("%s: package layering on an image-based deployment is not supported: remove the layered packages and overrides first", imageRef)
 	}
 	sameImage := imageOf(cur) == imageRef
-	rep.Stage("download")
+	if req.Check || req.Preview {
+		rep.Stage("check") // the manifest digest only
+	} else {
+		rep.Stage("download")
+	}
 	digest, err := container.ManifestDigest(ctx, imageRef, insecure, filepath.Join(s.Repo().Path(), "tmp"))
 	if err != nil {
 		return res, err

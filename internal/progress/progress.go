@@ -245,9 +245,14 @@ func (r *Renderer) Retry(attempt, attempts int, what string, reason error, backo
 	r.Message(RetryLine(attempt, attempts, what, reason, backoff))
 }
 
-// RetryLine is the text Retry prints.
+// RetryLine is the text Retry prints; what is left out when the reason
+// names it already.
 func RetryLine(attempt, attempts int, what string, reason error, backoff time.Duration) string {
-	return fmt.Sprintf("retry %d of %d for %s in %s: %v", attempt, attempts, what, backoff.Round(time.Millisecond), reason)
+	for_ := ""
+	if !strings.Contains(reason.Error(), what) {
+		for_ = " for " + what
+	}
+	return fmt.Sprintf("retry %d of %d%s in %s: %v", attempt, attempts, for_, backoff.Round(time.Millisecond), reason)
 }
 
 // Done prints what is pending and ends the bar's line.

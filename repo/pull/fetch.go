@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -211,9 +212,9 @@ func (f *fetcher) try(ctx context.Context, url string, fn func(io.Reader, int64)
 			return perm
 		}
 		if isTLSVerifyError(err) {
-			return permanent(fmt.Errorf("GET %s: %w", url, err))
+			return permanent(fmt.Errorf("GET %s: %w", url, unwrapURLError(err)))
 		}
-		return fmt.Errorf("GET %s: %w", url, err)
+		return fmt.Errorf("GET %s: %w", url, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	switch {
@@ -240,6 +241,16 @@ func (f *fetcher) try(ctx context.Context, url string, fn func(io.Reader, int64)
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	return nil
+}
+
+// unwrapURLError drops net/http's `Get "URL": ` wrapping: our errors
+// name the URL once already.
+func unwrapURLError(err error) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // readAll reads a body of at most max bytes.
@@ -317,7 +328,7 @@ func (f *fetcher) openAt(ctx context.Context, url string, offset int64) (io.Read
 				return nil, permanent(fmt.Errorf("GET %s: %s", url, resp.Status))
 			}
 		} else {
-			err = fmt.Errorf("GET %s: %w", url, err)
+			err = fmt.Errorf("GET %s: %w", url, unwrapURLError(err))
 		}
 		cancel()
 		if attempt >= f.retries || ctx.Err() != nil {

@@ -360,6 +360,7 @@ func (p *puller) startProgress() func() {
 	if p.opts.Progress == nil {
 		return func() {}
 	}
+	p.opts.Progress(p.snapshot()) // the first stage, before any wait
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
