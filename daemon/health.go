@@ -120,16 +120,6 @@ func (d *Daemon) pruneVerdicts() {
 	}
 }
 
-// BootCounter is the boot loader's boot counting (systemd-boot's
-// "+LEFT-DONE" entries), when the boot loader has one: a healthy boot
-// clears the counter of the booted deployment's entry, which is what
-// makes it count as good to the boot loader. Nil for boot loaders without
-// counting (extlinux): there the verdict record alone says the
-// deployment is good.
-type BootCounter interface {
-	MarkGood(ctx context.Context, s *sysroot.Sysroot, d *sysroot.Deployment) error
-}
-
 // decision is what to do with an unhealthy boot.
 type decision struct {
 	rollback bool
@@ -209,11 +199,15 @@ func (b *HostBackend) healthCheck(ctx context.Context, s *sysroot.Sysroot, st *s
 	if v.Verdict == api.VerdictHealthy {
 		v.Good, v.Action = true, api.ActionMarkedGood
 		res.Verdict = &v
-		if b.cfg.BootCounter != nil {
-			if err := b.cfg.BootCounter.MarkGood(ctx, s, booted); err != nil {
-				v.ActionDetail = fmt.Sprintf("clearing the boot counter failed: %v", err)
-				return res, fmt.Errorf("healthy, but marking the boot good failed: %w", err)
-			}
+		// The boot loader stops counting this deployment's boots (a no-op
+		// for boot loaders that do not count).
+		mg, err := s.MarkBootGood()
+		if err != nil {
+			v.ActionDetail = fmt.Sprintf("clearing the boot counter failed: %v", err)
+			return res, fmt.Errorf("healthy, but marking the boot good failed: %w", err)
+		}
+		if mg.Changed {
+			v.ActionDetail = "boot counter cleared (" + mg.State.Method + ")"
 		}
 		rep.Message(fmt.Sprintf("Healthy: %s %s is marked good", booted.Version, booted.Commit))
 		return res, nil

@@ -40,9 +40,6 @@ type HostConfig struct {
 	// Health is where the boot health checks are (default: those of the
 	// running system, health.ForRoot("/")).
 	Health *health.Config
-	// BootCounter clears the boot loader's counter after a healthy boot
-	// (nil: the boot loader does not count).
-	BootCounter BootCounter
 }
 
 // HostBackend performs operations on a sysroot: pulls from the origin's
