@@ -60,9 +60,11 @@ func (s *optionSet) byLong(name string) *option {
 	return nil
 }
 
+// byShort finds a short option; a command's own option wins over the
+// common -v (summary -v is --view).
 func (s *optionSet) byShort(c byte) *option {
-	for _, o := range s.opts {
-		if o.short != 0 && o.short == c {
+	for i := len(s.opts) - 1; i >= 0; i-- {
+		if o := s.opts[i]; o.short != 0 && o.short == c {
 			return o
 		}
 	}

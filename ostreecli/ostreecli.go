@@ -150,9 +150,9 @@ func dispatch(ctx context.Context, e *env, group string, cmds []namedCommand, gl
 	name := args[idx]
 	for _, c := range cmds {
 		if c.name == name {
-			rest := append(append([]string{}, args[:idx]...), args[idx+1:]...)
-			// -v is a global option ostree ignores for us.
-			rest = dropArgs(rest, "-v", "--verbose")
+			// Options before the command stay (--repo=R refs); a global
+			// --verbose there is dropped.
+			rest := append(dropArgs(args[:idx], "-v", "--verbose"), args[idx+1:]...)
 			return c.run(ctx, e, rest)
 		}
 	}
@@ -195,7 +195,7 @@ func groupUsage(group string, cmds []namedCommand) string {
 
 // features are what `ostree --version` lists; the test suite decides from
 // them which tests apply.
-var features = []string{"libcurl", "gpgme", "sign-ed25519", "release"}
+var features = []string{"libcurl", "gpgme", "release"}
 
 func printVersion(e *env) {
 	e.printf("libostree:\n Version: '%s'\n Features:\n", Version)
@@ -210,13 +210,14 @@ func printVersion(e *env) {
 type cmdOptions struct {
 	optionSet
 	name, params, summary string
-	help                  bool
+	help, verbose         bool
 	repoPath              string
 }
 
 func newCmd(name, params, summary string, withRepo bool) *cmdOptions {
 	c := &cmdOptions{name: name, params: params, summary: summary}
 	c.flag("help", 'h', &c.help, "Show help options")
+	c.flag("verbose", 'v', &c.verbose, "Print debug information during command processing")
 	if withRepo {
 		c.str("repo", 0, &c.repoPath, "PATH", "Path to OSTree repository (defaults to current directory or /sysroot/ostree/repo)")
 	}

@@ -31,5 +31,38 @@ func printSignatures(e *env, r *repo.Repo, sum object.Checksum, gpgHome, remote 
 }
 
 func runGPGSign(ctx context.Context, e *env, args []string) error {
-	return errors.New("ostree gpg-sign: not implemented by os-update")
+	c := newCmd("gpg-sign", "COMMIT KEY-ID...", "Sign a commit", true)
+	var del bool
+	var home string
+	c.flag("delete", 'd', &del, "Delete signatures having any of the GPG KEY-IDs")
+	c.str("gpg-homedir", 0, &home, "HOMEDIR", "GPG Homedir to use when looking for keyrings")
+	pos, err := c.parseArgs(e, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return c.usageError(e, "Need a COMMIT to sign or verify")
+	}
+	if del {
+		return errors.New("ostree gpg-sign --delete: not implemented by os-update")
+	}
+	r, err := c.openRepo()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sum, err := resolve(r, pos[0])
+	if err != nil {
+		return err
+	}
+	for _, key := range pos[1:] {
+		s, err := sign.GPGSignerFromHomedir(home, key)
+		if err != nil {
+			return err
+		}
+		if err := sign.SignCommit(r, sum, s); err != nil && !errors.Is(err, sign.ErrAlreadySigned) {
+			return err
+		}
+	}
+	return nil
 }

@@ -209,6 +209,8 @@ type Options struct {
 	Now time.Time // last-modified time; zero: now
 	// Signers sign the new summary into summary.sig.
 	Signers []sign.Signer
+	// Metadata is added to the summary's metadata (`ostree summary -m`).
+	Metadata object.Metadata
 }
 
 // Generate builds the summary of a repository: its local refs (never
@@ -260,6 +262,9 @@ func Generate(r *repo.Repo, opts Options) (*Summary, error) {
 		s.Metadata.Set(KeyStaticDeltas, deltaDict(deltas))
 	}
 	s.Metadata.Set(KeyIndexedDeltas, gvariant.NewVariant("b", true))
+	for _, kv := range opts.Metadata {
+		s.Metadata.Set(kv.Key, kv.Value)
+	}
 	return s, nil
 }
 
