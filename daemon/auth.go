@@ -15,7 +15,7 @@ func actionID(kind string) string { return "org.osupdate.OSUpdate1." + kind }
 
 // authorizedKinds are the operations GetAuthorizations reports on: every
 // polkit action the daemon checks.
-var authorizedKinds = []string{KindUpgrade, KindRollback, KindRebase, KindDeploy, KindPkgChange, KindKargs, KindCleanup, KindHealthCheck, "cancel"}
+var authorizedKinds = []string{KindUpgrade, KindRollback, KindRebase, KindDeploy, KindPkgChange, KindKargs, KindCleanup, KindHealthCheck, KindAutomatic, "cancel"}
 
 // callerUID asks the bus for the uid of a connection (the kernel's peer
 // credentials as recorded by the bus daemon, not a claim of the caller).

@@ -34,6 +34,7 @@ type Request struct {
 	// Verdicts are the recorded boot verdicts by deployment, filled in by
 	// the daemon for a health check when it starts.
 	Verdicts map[string]api.BootVerdict
+	Apply    bool // automatic apply: stage, then the daemon reboots into it (window, delay, lock)
 }
 
 // Label is what the history and the transaction's Kind property call the
@@ -54,6 +55,8 @@ func (r Request) Label() string {
 		return prefix + "preview"
 	case r.DownloadOnly:
 		return prefix + "download"
+	case r.Automatic && r.Apply:
+		return prefix + "apply"
 	case r.Automatic && r.Stage:
 		return prefix + "stage"
 	}

@@ -34,7 +34,9 @@ type Config struct {
 	// RebootCommand overrides how the machine reboots (tests); empty means
 	// logind's Reboot when logind is on the system bus, else systemctl.
 	RebootCommand []string
-	// AutomaticUpdatePolicy is reported in status ("none", "check", "stage").
+	// AutomaticUpdatePolicy is what the timer's AutomaticUpdateTrigger
+	// does ("none", "check", "stage", "apply"); a policy set over D-Bus
+	// (kept in the state) wins.
 	AutomaticUpdatePolicy string
 	// OnBootVerdict, if set, is called with every boot verdict once it is
 	// recorded, before a reboot the verdict asks for (the hook for what
@@ -43,8 +45,10 @@ type Config struct {
 	// VerdictFile receives the last boot verdict as JSON (default:
 	// boot-verdict.json beside StatePath), for readers without the bus.
 	VerdictFile string
-	Backend     Backend
-	Log         io.Writer
+	// Automatic configures the apply policy (window, delay, FleetLock).
+	Automatic AutomaticConfig
+	Backend   Backend
+	Log       io.Writer
 }
 
 // Daemon is a running service.
@@ -54,6 +58,9 @@ type Daemon struct {
 	store   *state.Store
 	backend Backend
 	props   *prop.Properties
+	auto    automatic
+	stopped chan struct{} // closed by Close: background retries end
+	closing sync.Once
 
 	mu           sync.Mutex
 	nextPath     uint64
@@ -78,9 +85,14 @@ const sysrootIntrospection = `
   <method name="Cleanup"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <method name="HealthCheck"><arg name="options" type="a{sv}" direction="in"/><arg name="transaction" type="o" direction="out"/></method>
   <signal name="` + api.SignalBootVerdict + `"><arg name="deployment" type="s"/><arg name="verdict" type="s"/><arg name="reason" type="s"/><arg name="action" type="s"/></signal>
+  <method name="SetAutomaticUpdates"><arg name="settings" type="a{sv}" direction="in"/></method>
+  <signal name="UpdateFound"><arg name="refspec" type="s"/><arg name="checksum" type="s"/><arg name="version" type="s"/></signal>
+  <signal name="UpdateStaged"><arg name="checksum" type="s"/><arg name="version" type="s"/></signal>
+  <signal name="RebootScheduled"><arg name="at" type="x"/><arg name="checksum" type="s"/><arg name="reason" type="s"/></signal>
   <property name="Booted" type="s" access="read"/>
   <property name="ActiveTransaction" type="o" access="read"/>
   <property name="AutomaticUpdatePolicy" type="s" access="read"/>
+  <property name="MaintenanceWindow" type="s" access="read"/>
 </interface>`
 
 // New connects to the bus, opens the state, repairs what a crash left and
@@ -92,9 +104,13 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.AutomaticUpdatePolicy == "" {
 		cfg.AutomaticUpdatePolicy = "none"
 	}
-	d := &Daemon{cfg: cfg, backend: cfg.Backend, lastActivity: time.Now()}
+	d := &Daemon{cfg: cfg, backend: cfg.Backend, lastActivity: time.Now(), stopped: make(chan struct{})}
 	var err error
 	if d.store, err = state.Open(cfg.StatePath); err != nil {
+		return nil, err
+	}
+	if err := d.initAutomatic(); err != nil {
+		d.store.Close()
 		return nil, err
 	}
 	if interrupted, err := d.store.Recover(time.Now()); err != nil {
@@ -142,7 +158,8 @@ func (d *Daemon) export() error {
 	props, err := prop.Export(d.conn, api.ObjectPath, prop.Map{api.SysrootIface: {
 		"Booted":                {Value: booted, Emit: prop.EmitTrue},
 		"ActiveTransaction":     {Value: dbus.ObjectPath("/"), Emit: prop.EmitTrue},
-		"AutomaticUpdatePolicy": {Value: d.cfg.AutomaticUpdatePolicy, Emit: prop.EmitTrue},
+		"AutomaticUpdatePolicy": {Value: d.policy(), Emit: prop.EmitTrue},
+		"MaintenanceWindow":     {Value: d.schedule().String(), Emit: prop.EmitTrue},
 	}})
 	if err != nil {
 		return err
@@ -154,6 +171,8 @@ func (d *Daemon) export() error {
 
 // Close releases the bus name and the state file.
 func (d *Daemon) Close() error {
+	d.closing.Do(func() { close(d.stopped) })
+	d.stopAutomatic()
 	if d.conn != nil {
 		d.conn.Close()
 	}
@@ -168,6 +187,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			d.stopAutomatic()
 			d.drain()
 			return nil
 		case <-tick.C:
@@ -191,6 +211,9 @@ func (d *Daemon) drain() {
 }
 
 func (d *Daemon) idleFor() time.Duration {
+	if d.automaticBusy() {
+		return 0 // a reboot is waited for, or a slot release retried
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.active != nil || d.tail != nil && !isClosed(d.tail.done) {
@@ -263,7 +286,8 @@ func (d *Daemon) GetStatus() (string, *dbus.Error) {
 	if st.CachedUpdate, err = d.store.CachedUpdate(); err != nil {
 		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
 	}
-	st.AutomaticPolicy = d.cfg.AutomaticUpdatePolicy
+	st.AutomaticPolicy = d.policy()
+	st.Automatic = d.automaticStatus()
 	if err := d.attachVerdicts(&st); err != nil {
 		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
 	}
@@ -412,7 +436,9 @@ func (d *Daemon) Upgrade(sender dbus.Sender, msg dbus.Message, o map[string]dbus
 
 // AutomaticUpdateTrigger runs the automatic update policy now (the timer
 // calls it): nothing for "none", an update check for "check", a staged
-// upgrade for "stage". It returns whether a transaction was started.
+// upgrade for "stage", and for "apply" a staged upgrade after which the
+// daemon reboots into it (see waitAndReboot). It returns whether a
+// transaction was started.
 func (d *Daemon) AutomaticUpdateTrigger(sender dbus.Sender, msg dbus.Message, o map[string]dbus.Variant) (bool, dbus.ObjectPath, *dbus.Error) {
 	if err := checkSignature(msg, "a{sv}"); err != nil {
 		return false, "/", err
@@ -422,11 +448,13 @@ func (d *Daemon) AutomaticUpdateTrigger(sender dbus.Sender, msg dbus.Message, o 
 		return false, "/", err
 	}
 	req := Request{Kind: KindUpgrade, Automatic: true}
-	switch d.cfg.AutomaticUpdatePolicy {
+	switch d.policy() {
 	case api.PolicyCheck:
 		req.Check = true
 	case api.PolicyStage:
 		req.Stage = true
+	case api.PolicyApply:
+		req.Stage, req.Apply = true, true
 	default:
 		d.touch()
 		return false, "/", nil

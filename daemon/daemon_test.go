@@ -27,12 +27,20 @@ type stepBackend struct {
 	ran     []string
 	reqs    []Request
 	repairs int
+	staged  string // checksum of a staged deployment (a staged upgrade ran)
+	verdict string // what a health check finds (api.Verdict*)
 }
 
 func newStepBackend() *stepBackend { return &stepBackend{step: make(chan struct{})} }
 
 func (b *stepBackend) Status(ctx context.Context) (api.Status, error) {
-	return api.Status{Deployments: []api.Deployment{{Index: 0, OSName: "testos", Checksum: "abc", Booted: true, Default: true}}}, nil
+	st := api.Status{Deployments: []api.Deployment{{Index: 0, OSName: "testos", Checksum: "abc", Booted: true, Default: true}}}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.staged != "" {
+		st.Deployments = append([]api.Deployment{{OSName: "testos", Checksum: b.staged, Staged: true}}, st.Deployments...)
+	}
+	return st, nil
 }
 
 func (b *stepBackend) Run(ctx context.Context, req Request, rep Reporter) (Result, error) {
@@ -50,10 +58,26 @@ func (b *stepBackend) Run(ctx context.Context, req Request, rep Reporter) (Resul
 		rep.Progress(api.Progress{BytesDone: i * 100, BytesExpected: 300})
 	}
 	rep.Message("finished " + req.Kind)
+	if req.Kind == KindHealthCheck {
+		b.mu.Lock()
+		v := &api.BootVerdict{Deployment: "testos/abc.0", Checksum: "abc", Verdict: b.verdict, Action: api.ActionMarkedGood}
+		b.mu.Unlock()
+		if v.Verdict != api.VerdictHealthy {
+			v.Reason, v.Action = "sshd.service is failed", api.ActionNone
+			return Result{Verdict: v}, errors.New("unhealthy: " + v.Reason)
+		}
+		return Result{Verdict: v}, nil
+	}
 	if req.Check {
 		return Result{NoUpdate: true}, nil
 	}
-	return Result{From: "abc", To: "def", Deployed: true}, nil
+	if req.Stage {
+		b.mu.Lock()
+		b.staged = "def"
+		b.mu.Unlock()
+	}
+	return Result{From: "abc", To: "def", Deployed: true,
+		Cached: &api.CachedUpdate{Refspec: "origin:testos", Checksum: "def", Version: "2", Available: true}}, nil
 }
 
 func (b *stepBackend) DbDiff(ctx context.Context, from, to string) (*api.PackageDiff, error) {
@@ -74,6 +98,8 @@ type fixture struct {
 	cancel  context.CancelFunc
 	done    chan error
 	state   string
+	// configure adjusts the daemon's configuration before each start.
+	configure func(*Config)
 }
 
 func start(t *testing.T, idle time.Duration) *fixture {
@@ -86,7 +112,11 @@ func start(t *testing.T, idle time.Duration) *fixture {
 
 func (f *fixture) startDaemon(t *testing.T, idle time.Duration) {
 	t.Helper()
-	d, err := New(context.Background(), Config{BusAddress: f.addr, StatePath: f.state, IdleExit: idle, Backend: f.backend})
+	cfg := Config{BusAddress: f.addr, StatePath: f.state, IdleExit: idle, Backend: f.backend}
+	if f.configure != nil {
+		f.configure(&cfg)
+	}
+	d, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,13 +395,14 @@ func TestAllowDowngradeReachesTheRequest(t *testing.T) {
 		t.Fatalf("AllowDowngrade per request: %v", got)
 	}
 	for req, want := range map[*Request]string{
-		{Kind: KindUpgrade, Check: true}:                  "check",
-		{Kind: KindUpgrade, Preview: true}:                "preview",
-		{Kind: KindUpgrade, DownloadOnly: true}:           "download",
-		{Kind: KindUpgrade, Stage: true}:                  "upgrade",
-		{Kind: KindUpgrade, Automatic: true, Check: true}: "automatic-check",
-		{Kind: KindUpgrade, Automatic: true, Stage: true}: "automatic-stage",
-		{Kind: KindRebase, Refspec: "o:r"}:                "rebase",
+		{Kind: KindUpgrade, Check: true}:                               "check",
+		{Kind: KindUpgrade, Preview: true}:                             "preview",
+		{Kind: KindUpgrade, DownloadOnly: true}:                        "download",
+		{Kind: KindUpgrade, Stage: true}:                               "upgrade",
+		{Kind: KindUpgrade, Automatic: true, Check: true}:              "automatic-check",
+		{Kind: KindUpgrade, Automatic: true, Stage: true}:              "automatic-stage",
+		{Kind: KindUpgrade, Automatic: true, Stage: true, Apply: true}: "automatic-apply",
+		{Kind: KindRebase, Refspec: "o:r"}:                             "rebase",
 	} {
 		if got := req.Label(); got != want {
 			t.Errorf("%+v: label %q, want %q", *req, got, want)

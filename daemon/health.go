@@ -41,6 +41,7 @@ func (d *Daemon) recordVerdict(ctx context.Context, v api.BootVerdict) {
 		d.logf("%v", err)
 	}
 	d.conn.Emit(api.ObjectPath, api.SysrootIface+"."+api.SignalBootVerdict, v.Deployment, v.Verdict, v.Reason, v.Action)
+	d.verdictRecorded(ctx, v)
 	if d.cfg.OnBootVerdict != nil {
 		d.cfg.OnBootVerdict(ctx, v)
 	}

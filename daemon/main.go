@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,26 +14,42 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/osupdate/os-update/daemon/fleetlock"
 	"github.com/osupdate/os-update/sysroot"
 )
+
+// DefaultConfigFile is read at start when it exists; its keys are the
+// long flag names.
+const DefaultConfigFile = "/etc/os-update/os-updated.conf"
 
 // Main runs os-updated with command-line args (without the program name)
 // and returns the exit status.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("os-updated", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "configuration file of KEY = VALUE lines, keys are these flags' names (default "+DefaultConfigFile+" when it exists); flags win")
 	bus := fs.String("bus-address", "", "D-Bus address to serve on (default: the system bus)")
 	root := fs.String("sysroot", "/", "physical root of the host (the directory holding ostree/ and boot/)")
 	statePath := fs.String("state", "", "state database (default: <sysroot>/var/lib/os-update/state.db)")
 	idle := fs.Duration("idle-exit", 60*time.Second, "exit after this long without work (0: never); D-Bus activation restarts the daemon")
 	reboot := fs.String("reboot-command", "", "command to reboot with (default: logind, else systemctl reboot)")
-	policy := fs.String("automatic-update-policy", "none", "reported automatic update policy: none, check or stage")
+	policy := fs.String("automatic-update-policy", "none", "what the automatic update timer does: none, check, stage or apply")
+	window := fs.String("maintenance-window", "", `when the apply policy may reboot, e.g. "Mon..Fri 02:00-04:00 Europe/Berlin" (default: any time)`)
+	delay := fs.Duration("random-delay", 0, "the apply policy reboots after a random delay below this, once the window is open")
+	flURL := fs.String("fleetlock-url", "", "FleetLock server to take a reboot slot from before rebooting (default: none)")
+	flGroup := fs.String("fleetlock-group", fleetlock.DefaultGroup, "FleetLock reboot group")
+	flID := fs.String("fleetlock-id", "", "FleetLock client id (default: derived from /etc/machine-id)")
+	flRetry := fs.Duration("fleetlock-retry", time.Minute, "first wait after the FleetLock server refused a slot; doubles up to 30 minutes")
 	bootloader := fs.String("bootloader", "", "force a bootloader backend (default: detect)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "os-updated: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if err := applyConfigFile(fs, *configFile); err != nil {
+		fmt.Fprintf(stderr, "os-updated: %v\n", err)
 		return 2
 	}
 	if *bus == "" {
@@ -49,7 +67,28 @@ func Main(args []string, stderr io.Writer) int {
 	}
 	cfg := Config{
 		BusAddress: *bus, StatePath: *statePath, IdleExit: *idle, AutomaticUpdatePolicy: *policy, Log: stderr,
-		Backend: NewHostBackend(HostConfig{Sysroot: *root, SysrootOptions: sysroot.Options{Bootloader: *bootloader}}),
+		Backend:   NewHostBackend(HostConfig{Sysroot: *root, SysrootOptions: sysroot.Options{Bootloader: *bootloader}}),
+		Automatic: AutomaticConfig{Window: *window, RandomDelay: *delay, LockRetry: *flRetry},
+	}
+	if *delay < 0 || *flRetry <= 0 {
+		fmt.Fprintf(stderr, "os-updated: --random-delay must not be negative and --fleetlock-retry must be positive\n")
+		return 2
+	}
+	if *flURL != "" {
+		id := *flID
+		if id == "" {
+			var err error
+			if id, err = fleetlock.MachineIDFromFile("/etc/machine-id"); err != nil {
+				fmt.Fprintf(stderr, "os-updated: %v (set --fleetlock-id)\n", err)
+				return 1
+			}
+		}
+		fl, err := fleetlock.New(*flURL, *flGroup, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "os-updated: %v\n", err)
+			return 2
+		}
+		cfg.Automatic.FleetLock = fl
 	}
 	if *reboot != "" {
 		cfg.RebootCommand = strings.Fields(*reboot)
@@ -67,4 +106,52 @@ func Main(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// applyConfigFile sets the flags the command line left alone from a file
+// of "KEY = VALUE" lines ('#' starts a comment; a value may be quoted with
+// double quotes). path "" reads DefaultConfigFile if it exists.
+func applyConfigFile(fs *flag.FlagSet, path string) error {
+	explicit := path != ""
+	if !explicit {
+		path = DefaultConfigFile
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { onCommandLine[fl.Name] = true })
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if !ok || key == "" {
+			return fmt.Errorf("%s:%d: want KEY = VALUE, got %q", path, n, line)
+		}
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		if fs.Lookup(key) == nil || key == "config" {
+			return fmt.Errorf("%s:%d: unknown setting %q", path, n, key)
+		}
+		if onCommandLine[key] {
+			continue
+		}
+		if err := fs.Set(key, value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, n, key, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
 }

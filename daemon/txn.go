@@ -220,6 +220,7 @@ func (t *transaction) run() {
 	close(t.done)
 	t.props.SetMust(api.TransactionIface, "Finished", true)
 	t.emit("Finished", err == nil, msg)
+	d.transactionEnded(t.req, res, err)
 	d.logf("transaction %s (%s by uid %d): %s %s [%s total=%s]", t.path, t.req.Label(), t.uid, result, msg, timings, time.Since(start).Round(time.Millisecond))
 	// An idle daemon should be small: give the transaction's memory back.
 	debug.FreeOSMemory()

@@ -22,6 +22,7 @@ packages=(
   kmod            # depmod: compose writes modules.dep for a tree's kernel
   attr            # getfattr/setfattr
   util-linux      # unshare, setpriv
+  systemd         # systemd-id128 (oracle of the FleetLock client id), busctl (D-Bus calls as another user)
   gcc zlib1g-dev   # cgo: .filez objects through the system zlib, as libostree writes them
   docker-registry # a real OCI registry on 127.0.0.1 for the container tests
   skopeo          # checks that our images are what container tools accept

@@ -118,6 +118,49 @@ const (
 	PolicyNone  = "none"  // the timer does nothing
 	PolicyCheck = "check" // the timer checks and records an available update
 	PolicyStage = "stage" // the timer downloads and stages the update; it applies at the next reboot
+	// PolicyApply: as stage, then the daemon reboots into the update
+	// inside the maintenance window, after a random delay, holding the
+	// FleetLock reboot slot when a FleetLock server is configured.
+	PolicyApply = "apply"
+)
+
+// Methods of the Sysroot interface added for automatic updates (the older
+// ones are named in docs/daemon.md).
+const (
+	// MethodSetAutomaticUpdates (a{sv} settings) → (): change the
+	// automatic update policy and window (Setting* keys); persisted.
+	MethodSetAutomaticUpdates = "SetAutomaticUpdates"
+)
+
+// Keys of SetAutomaticUpdates(a{sv}); a key left out keeps its value.
+const (
+	SettingPolicy = "policy" // s: none, check, stage or apply
+	SettingWindow = "window" // s: maintenance window (docs/daemon.md); "" means any time
+)
+
+// Signals of the Sysroot interface about updates, sent from ObjectPath
+// (match on interface SysrootIface; BootVerdict, above, comes from the
+// boot health check). Their argument lists are stable.
+const (
+	// SignalUpdateFound (s refspec, s checksum, s version): an update
+	// check (manual or automatic) found a newer commit.
+	SignalUpdateFound = "UpdateFound"
+	// SignalUpdateStaged (s checksum, s version): the update is deployed
+	// (staged or pending) and boots next.
+	SignalUpdateStaged = "UpdateStaged"
+	// SignalRebootScheduled (x at, s checksum, s reason): the daemon will
+	// reboot into checksum at unix time at (once the FleetLock slot, if
+	// configured, is held); sent again when the time changes, and with
+	// reason "now" right before the reboot command runs.
+	SignalRebootScheduled = "RebootScheduled"
+)
+
+// Reasons of RebootScheduled.
+const (
+	RebootReasonWindow = "window" // at is the next opening of the maintenance window plus the random delay
+	RebootReasonDelay  = "delay"  // the window is open; at is now plus the random delay
+	RebootReasonLock   = "lock"   // waiting for the FleetLock slot; at is the next try
+	RebootReasonNow    = "now"    // the reboot command runs now
 )
 
 // Deployment is one entry of Status, as printed by `status --json`.
@@ -207,8 +250,35 @@ type Status struct {
 	Transaction     string        `json:"transaction,omitempty"` // object path of the running one
 	CachedUpdate    *CachedUpdate `json:"cached-update,omitempty"`
 	AutomaticPolicy string        `json:"automatic-update-policy"`
+	// Automatic is the automatic update configuration and the state of a
+	// reboot the apply policy scheduled.
+	Automatic *AutomaticStatus `json:"automatic-updates,omitempty"`
 	// Warnings name damaged boot entries (see sysroot.Sysroot.Warnings).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// AutomaticStatus is the "automatic-updates" object of Status.
+type AutomaticStatus struct {
+	Policy         string `json:"policy"`
+	Window         string `json:"window"` // "" means any time
+	WindowOpen     bool   `json:"window-open"`
+	NextWindow     int64  `json:"next-window,omitempty"` // unix time the window next opens (when closed)
+	RandomDelay    int64  `json:"random-delay-seconds"`
+	FleetLockURL   string `json:"fleetlock-url,omitempty"`
+	FleetLockGroup string `json:"fleetlock-group,omitempty"`
+	// FleetLockHeld: this machine holds its reboot slot (from before its
+	// reboot until a healthy boot verdict releases it).
+	FleetLockHeld bool `json:"fleetlock-held,omitempty"`
+	// Reboot is set while the apply policy waits to reboot into a
+	// staged update.
+	Reboot *ScheduledReboot `json:"reboot,omitempty"`
+}
+
+// ScheduledReboot is a reboot the apply policy waits for.
+type ScheduledReboot struct {
+	Checksum string `json:"checksum"`
+	At       int64  `json:"at"`     // unix time of the planned reboot or the next lock try
+	Reason   string `json:"reason"` // RebootReason*
 }
 
 // HistoryEntry is one finished transaction.

@@ -91,6 +91,28 @@ func (s *Store) StartTransaction(kind string, uid uint32, from string, start tim
 	return id, nil
 }
 
+// Record adds a finished entry (an event that was no transaction: a boot
+// verdict, a reboot, a settings change) in one step and returns its id.
+func (s *Store) Record(e api.HistoryEntry) (uint64, error) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHistory)
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.ID = id
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return b.Put(idKey(id), v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record %s in history: %w", e.Kind, err)
+	}
+	return e.ID, nil
+}
+
 // FinishTransaction records the outcome of a transaction.
 // A non-empty from replaces the one recorded at the start.
 func (s *Store) FinishTransaction(id uint64, result, from, to, errMsg string, end time.Time) error {
@@ -193,6 +215,24 @@ var ErrNotSet = errors.New("setting not set")
 // Set stores a small setting.
 func (s *Store) Set(key, value string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSettings).Put([]byte(key), []byte(value)) })
+}
+
+// SetAll stores several settings in one bbolt transaction: all or none.
+func (s *Store) SetAll(kv map[string]string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSettings)
+		for k, v := range kv {
+			if err := b.Put([]byte(k), []byte(v)); err != nil {
+				return fmt.Errorf("setting %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Delete removes a setting (absent is fine).
+func (s *Store) Delete(key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSettings).Delete([]byte(key)) })
 }
 
 // Get reads a setting.

@@ -102,3 +102,24 @@ func TestVerdictsPersistAndPrune(t *testing.T) {
 		t.Fatalf("after prune %+v", got)
 	}
 }
+
+func TestRecordAddsFinishedEntry(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, _ := s.StartTransaction("upgrade", 0, "", time.Unix(100, 0))
+	id, err := s.Record(api.HistoryEntry{Kind: "automatic-reboot", To: "abc", Result: ResultFailed, Error: "reboot: exit status 1", Start: 200, End: 200})
+	if err != nil || id != first+1 {
+		t.Fatalf("record: id %d err %v (first %d)", id, err, first)
+	}
+	h, _ := s.History(0)
+	if len(h) != 2 || h[0].ID != id || h[0].Kind != "automatic-reboot" || h[0].Error != "reboot: exit status 1" || h[0].To != "abc" {
+		t.Fatalf("history %+v", h)
+	}
+	// Recover leaves recorded events alone.
+	if got, _ := s.Recover(time.Unix(300, 0)); len(got) != 1 || got[0].ID != first {
+		t.Fatalf("recover %+v", got)
+	}
+}
