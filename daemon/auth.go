@@ -101,8 +101,12 @@ func (d *Daemon) GetAuthorizations(sender dbus.Sender) (string, *dbus.Error) {
 			return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
 		}
 		a.CallerUID, a.Actions[kind] = uid, verdict
-		if verdict == api.AuthNo && a.Reason == "" {
+		switch {
+		case a.Reason != "":
+		case verdict == api.AuthNo:
 			a.Reason = fmt.Sprintf("uid %d is not authorized to change the system: only root or a polkit-authorized user may", uid)
+		case verdict == api.AuthChallenge:
+			a.Reason = fmt.Sprintf("uid %d may change the system only after authenticating as an administrator (polkit)", uid)
 		}
 	}
 	b, err := json.Marshal(a)

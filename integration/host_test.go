@@ -47,6 +47,7 @@ type host struct {
 	url        string
 	served     *serve.Handler
 	slow       atomic.Int64 // per-request delay in ms (to make cancels land mid-download)
+	broken     atomic.Bool  // the server answers every request with 503
 	deltaRate  atomic.Int64 // bytes per second for static-delta files (0: unlimited)
 	logMu      sync.Mutex
 	access     []served  // the server's access log
@@ -60,7 +61,11 @@ type host struct {
 	daemonArgs []string // extra os-updated arguments
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t *testing.T) *host { return newHostWithPackages(t, nil) }
+
+// newHostWithPackages is newHost whose first commit records a compose-style
+// package list (see publishFull).
+func newHostWithPackages(t *testing.T, firstPkgs [][5]string) *host {
 	testutil.RequireRoot(t)
 	testutil.RequireTool(t, "dbus-daemon")
 	h := &host{t: t, dir: t.TempDir()}
@@ -101,6 +106,10 @@ func newHost(t *testing.T) *host {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.broken.Load() {
+			http.Error(w, "broken by the test", http.StatusServiceUnavailable)
+			return
+		}
 		if d := h.slow.Load(); d > 0 && strings.HasPrefix(r.URL.Path, "/objects/") {
 			time.Sleep(time.Duration(d) * time.Millisecond)
 		}
@@ -121,7 +130,7 @@ func newHost(t *testing.T) *host {
 	t.Cleanup(func() { srv.Close() })
 	h.url = "http://" + ln.Addr().String()
 
-	h.publish("1", nil)
+	h.publishFull(testRef, "1", nil, firstPkgs)
 	h.sysroot = filepath.Join(h.dir, "sysroot")
 	osu(t, "admin", "init-fs", h.sysroot)
 	osu(t, "admin", "os-init", testOS, "--sysroot", h.sysroot)

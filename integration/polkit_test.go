@@ -61,7 +61,7 @@ func TestPolkitAuthorizesAdministrators(t *testing.T) {
 		t.Fatalf("admin: %+v", admin)
 	}
 	viewer := h.authorizationsOf("osu-pk-viewer")
-	if viewer.CallerUID != viewerUID {
+	if viewer.CallerUID != viewerUID || !strings.Contains(viewer.Reason, "after authenticating") {
 		t.Fatalf("viewer: %+v", viewer)
 	}
 	for _, kind := range []string{"upgrade", "rollback", "rebase", "deploy", "pkgchange", "kargs", "cleanup", "health-check", "cancel"} {

@@ -27,6 +27,9 @@ packages=(
   docker-registry # a real OCI registry on 127.0.0.1 for the container tests
   skopeo          # checks that our images are what container tools accept
   buildah         # builds derived images FROM ours with a Containerfile
+  polkitd         # a real polkit authority on the test bus (integration/TestPolkit*, TestCockpitPage)
+  cockpit-ws cockpit-bridge # serve the Cockpit page on 127.0.0.1 (integration/TestCockpitPage)
+  chromium        # headless browser driving the Cockpit page over the DevTools protocol
   cpio xz-utils zstd e2fsprogs
 )
 missing=()

@@ -307,7 +307,7 @@ const (
 type Authorizations struct {
 	CallerUID uint32            `json:"caller-uid"`
 	Actions   map[string]string `json:"actions"`          // kind -> AuthYes, AuthChallenge or AuthNo
-	Reason    string            `json:"reason,omitempty"` // why something is refused, for the user
+	Reason    string            `json:"reason,omitempty"` // why some action is not AuthYes, for the user
 }
 
 // PackageDiff is what `os-update db diff --json` prints: the packages two
