@@ -173,7 +173,7 @@ func composeCommit(ctx context.Context, e *env, args []string) error {
 }
 
 func composeImage(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "compose image", "--repo DIR --ref REF --output disk.raw [--size 2G] [--bootloader extlinux] [--karg ARG]... [--format raw|qcow2] [--remote NAME [--remote-url URL] [--no-gpg-verify]] [--os NAME]")
+	f := newFlags(e, "compose image", "--repo DIR --ref REF --output disk.raw [--size 2G] [--bootloader extlinux|grub2] [--karg ARG]... [--format raw|qcow2] [--remote NAME [--remote-url URL] [--no-gpg-verify]] [--os NAME]")
 	open := repoFlag(f)
 	ref := f.String("ref", "", "branch of the repository to deploy (required)")
 	output := f.String("output", "", "image file to write (required); it appears only when complete")

@@ -12,7 +12,8 @@ packages=(
   createrepo-c    # rpm-md repository metadata for fixtures
   libsolv-tools   # testsolv: reference solver for the solver puzzles
   dbus            # dbus-daemon for a private bus
-  grub-common     # grub-script-check validates generated grub.cfg
+  grub-common     # grub-script-check validates generated grub.cfg; grub-mkimage, grub-editenv
+  grub-pc-bin     # grub's BIOS boot code and modules: compose image --bootloader grub2
   u-boot-tools    # mkenvimage reads generated uEnv.txt
   qemu-system-x86 # boot tests (integration/TestBoot), TCG
   qemu-utils      # qemu-img: compose image --format qcow2

@@ -1,8 +1,9 @@
 // Package image writes bootable disk images of a commit: an MBR disk with
 // one ext4 partition holding an OSTree sysroot (the commit deployed by
-// package sysroot, a bare repository, the remote configuration) and the
-// extlinux boot loader reading the configuration the deployment flip
-// writes.
+// package sysroot, a bare repository, the remote configuration) and a BIOS
+// boot loader reading the configuration the deployment flip writes:
+// extlinux, or grub2 (boot.img and core.img in the gap after the MBR, see
+// grub.go).
 //
 // Tools: mkfs.ext4 (e2fsprogs) makes the file system straight into the
 // image file at the partition's offset; the partition table is 66 bytes
@@ -38,7 +39,7 @@ import (
 )
 
 // Bootloaders are the boot loaders an image can get.
-var Bootloaders = []string{"extlinux"}
+var Bootloaders = []string{"extlinux", "grub2"}
 
 // Formats are the output formats.
 var Formats = []string{"raw", "qcow2"}
@@ -287,8 +288,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("image: --size %d MiB is too small for commit %s: it needs at least %d MiB", opts.Size>>20, commit, minSize>>20)
 	}
 	tools := []string{"mkfs.ext4", "losetup"}
-	if opts.Bootloader == "extlinux" {
+	switch opts.Bootloader {
+	case "extlinux":
 		tools = append(tools, "extlinux")
+	case "grub2":
+		tools = append(tools, "grub-mkimage")
 	}
 	if opts.Format == "qcow2" {
 		tools = append(tools, "qemu-img")
@@ -298,18 +302,24 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("image: %s is needed: %w", t, err)
 		}
 	}
-	bootCode, err := os.ReadFile(SyslinuxMBR)
-	if err != nil {
-		return nil, fmt.Errorf("image: extlinux MBR boot code (Debian package syslinux-common): %w", err)
-	}
-	if len(bootCode) > 440 {
-		bootCode = bootCode[:440]
-	}
 	sde := opts.SourceDateEpoch
 	if sde == 0 {
 		sde = int64(cm.Timestamp)
 	}
 	uuid, diskID := identity(commit)
+	var bootCode, grubCore []byte
+	if opts.Bootloader == "grub2" {
+		if bootCode, grubCore, err = grubImages(ctx, uuid); err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+	} else {
+		if bootCode, err = os.ReadFile(SyslinuxMBR); err != nil {
+			return nil, fmt.Errorf("image: extlinux MBR boot code (Debian package syslinux-common): %w", err)
+		}
+		if len(bootCode) > 440 {
+			bootCode = bootCode[:440]
+		}
+	}
 	kargs := append([]string{"root=UUID=" + uuid, "rw"}, opts.Kargs...)
 	res := &Result{Commit: commit, Size: size, MinSize: minSize, RootUUID: uuid, DiskID: diskID, Kargs: strings.Join(kargs, " "), KernelVer: kver}
 
@@ -336,6 +346,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	table, err := mbr(bootCode, diskID, partStart, partSectors)
 	if err == nil {
 		_, err = tmp.WriteAt(table, 0)
+	}
+	if err == nil && grubCore != nil {
+		_, err = tmp.WriteAt(grubCore, grubCoreStart*Sector)
 	}
 	if err == nil {
 		err = tmp.Truncate(size)
@@ -445,6 +458,14 @@ func withMounted(ctx context.Context, img string, off, size int64, fn func(mnt s
 	return fn(mnt)
 }
 
+// bootDirName is the boot loader's directory under /boot.
+func bootDirName(bootloader string) string {
+	if bootloader == "grub2" {
+		return "grub" // core.img's prefix; what Debian's grub uses
+	}
+	return bootloader
+}
+
 // populate makes the sysroot on the mounted file system: the layout, the
 // repository with the remote, the commit pulled and deployed (the boot
 // configuration written by the same flip a host uses), and the boot
@@ -455,7 +476,7 @@ func populate(ctx context.Context, opts *Options, mnt string, commit object.Chec
 	}
 	// The boot loader's directory makes detection find it, for ostree and
 	// for us; the configuration symlink appears with the first flip.
-	if err := os.MkdirAll(filepath.Join(mnt, "boot", opts.Bootloader), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(mnt, "boot", bootDirName(opts.Bootloader)), 0o755); err != nil {
 		return err
 	}
 	s, err := sysroot.Open(mnt, sysroot.Options{Bootloader: opts.Bootloader, Log: opts.Log})
