@@ -52,6 +52,7 @@ func (h *host) startBootedDaemon(dep api.Deployment) {
 		"--bind", tmp, tmp, "--setenv", "PATH", "/bin", "--die-with-parent",
 		osUpdated, "--bus-address", h.bus, "--sysroot", "/sysroot", "--state", h.state, "--idle-exit", "0",
 		"--reboot-command", filepath.Join(h.dir, "reboot.sh")}
+	args = append(args, h.daemonArgs...)
 	reboot := "#!/bin/sh\necho \"reboot $*\" >> " + filepath.Join(h.dir, "rebooted") + "\n"
 	if err := os.WriteFile(filepath.Join(h.dir, "reboot.sh"), []byte(reboot), 0o755); err != nil {
 		t.Fatal(err)

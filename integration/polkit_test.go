@@ -64,7 +64,7 @@ func TestPolkitAuthorizesAdministrators(t *testing.T) {
 	if viewer.CallerUID != viewerUID || !strings.Contains(viewer.Reason, "after authenticating") {
 		t.Fatalf("viewer: %+v", viewer)
 	}
-	for _, kind := range []string{"upgrade", "rollback", "rebase", "deploy", "pkgchange", "kargs", "cleanup", "health-check", "cancel"} {
+	for _, kind := range []string{"upgrade", "rollback", "rebase", "deploy", "pkgchange", "kargs", "cleanup", "health-check", "automatic", "cancel"} {
 		if admin.Actions[kind] != api.AuthYes {
 			t.Errorf("admin may %s: %q", kind, admin.Actions[kind])
 		}
