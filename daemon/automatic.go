@@ -53,6 +53,9 @@ const (
 	keyPolicy = "automatic-update-policy"
 	keyWindow = "maintenance-window"
 	keyHeld   = "fleetlock-held" // the checksum the machine rebooted into holding the slot
+	// keyPlanned is the checksum the apply policy plans to reboot into,
+	// so that a restarted daemon plans again.
+	keyPlanned = "automatic-reboot-planned"
 )
 
 // automatic is the daemon's automatic-update state.
@@ -246,8 +249,11 @@ func (d *Daemon) setAutomatic(set map[string]string, w *maintwindow.Schedule) er
 	a.mu.Unlock()
 	d.props.SetMust(api.SysrootIface, "AutomaticUpdatePolicy", policy)
 	d.props.SetMust(api.SysrootIface, "MaintenanceWindow", spec)
-	if policy != api.PolicyApply && stop != nil {
-		stop() // no reboot without the apply policy
+	if policy != api.PolicyApply {
+		if stop != nil {
+			stop() // no reboot without the apply policy
+		}
+		d.forgetPlan()
 	}
 	select {
 	case a.wake <- struct{}{}:
@@ -320,6 +326,9 @@ func (d *Daemon) scheduleReboot() {
 		}
 		a.stop()
 	}
+	if err := d.store.Set(keyPlanned, target); err != nil {
+		d.logf("automatic reboot: %v", err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	a.stop, a.waiter = stop, done
@@ -335,7 +344,29 @@ func (d *Daemon) scheduleReboot() {
 	}()
 }
 
-// stopAutomatic ends the reboot waiter (daemon exit).
+// resumeReboot plans again a reboot a stopped daemon had planned, if the
+// policy is still apply and the deployment still boots next.
+func (d *Daemon) resumeReboot() {
+	planned, err := d.store.Get(keyPlanned)
+	if err != nil {
+		return
+	}
+	if next, err := d.nextBoot(context.Background()); err == nil && next == planned && d.policy() == api.PolicyApply {
+		d.logf("resuming the planned reboot into %s", planned)
+		d.scheduleReboot()
+		return
+	}
+	d.forgetPlan()
+}
+
+func (d *Daemon) forgetPlan() {
+	if err := d.store.Delete(keyPlanned); err != nil {
+		d.logf("automatic reboot: %v", err)
+	}
+}
+
+// stopAutomatic ends the reboot waiter (daemon exit); the plan stays in
+// the state for resumeReboot.
 func (d *Daemon) stopAutomatic() {
 	d.auto.mu.Lock()
 	stop, waiter := d.auto.stop, d.auto.waiter
@@ -388,6 +419,7 @@ plan:
 		opens := d.schedule().Next(now)
 		if opens.IsZero() {
 			d.logf("automatic reboot: the maintenance window never opens")
+			d.forgetPlan()
 			return
 		}
 		var delay time.Duration
@@ -452,6 +484,7 @@ func (d *Daemon) rebootInto(ctx context.Context, target string) {
 	if err == nil {
 		from = bootedChecksum(st)
 	}
+	d.forgetPlan() // whatever happens now, this plan is done
 	next, err := d.nextBoot(ctx)
 	if err == nil && next != target {
 		err = fmt.Errorf("%s no longer boots next (now %q): not rebooting", target, next)

@@ -231,9 +231,21 @@ func TestApplyWaitsForTheWindow(t *testing.T) {
 		a.Reboot == nil || a.Reboot.At != at.Unix() {
 		t.Fatalf("status %+v", a)
 	}
-	// Leaving the apply policy cancels the planned reboot.
+	// A restarted daemon plans the reboot again.
+	f.restart(t)
+	s = nextSignal(t, sig, api.SignalRebootScheduled)
+	if s.Body[1] != "def" || s.Body[2] != api.RebootReasonWindow {
+		t.Fatalf("after a restart: RebootScheduled %v", s.Body)
+	}
+	// Leaving the apply policy cancels the planned reboot, also for the
+	// next start.
 	set(t, conn, map[string]dbus.Variant{api.SettingPolicy: dbus.MakeVariant(api.PolicyStage)})
 	eventually(t, func() bool { return getStatus(t, conn).Automatic.Reboot == nil })
+	set(t, conn, map[string]dbus.Variant{api.SettingPolicy: dbus.MakeVariant(api.PolicyApply)})
+	f.restart(t)
+	if a := getStatus(t, conn).Automatic; a.Policy != api.PolicyApply || a.Reboot != nil {
+		t.Fatalf("a cancelled plan came back: %+v", a)
+	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("rebooted outside the window")
 	}

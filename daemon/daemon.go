@@ -144,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 		return nil, fmt.Errorf("request bus name %s: %w", api.BusName, err)
 	}
+	d.resumeReboot()
 	return d, nil
 }
 

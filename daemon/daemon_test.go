@@ -100,6 +100,7 @@ type fixture struct {
 	state   string
 	// configure adjusts the daemon's configuration before each start.
 	configure func(*Config)
+	stepOnce  sync.Once
 }
 
 func start(t *testing.T, idle time.Duration) *fixture {
@@ -123,13 +124,26 @@ func (f *fixture) startDaemon(t *testing.T, idle time.Duration) {
 	f.d = d
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
-	go func() { f.done <- d.Run(ctx) }()
+	done := f.done
+	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		close(f.backend.step) // release anything still running
-		<-f.done
+		f.stepOnce.Do(func() { close(f.backend.step) }) // release anything still running
+		<-done
 		d.Close()
 	})
+}
+
+// restart stops the daemon as a service stop would and starts another
+// on the same state.
+func (f *fixture) restart(t *testing.T) {
+	t.Helper()
+	f.cancel()
+	err := <-f.done
+	f.d.Close()
+	f.done <- err // for the first daemon's cleanup
+	f.done = make(chan error, 1)
+	f.startDaemon(t, 0)
 }
 
 func (f *fixture) client(t *testing.T) (*dbus.Conn, chan *dbus.Signal) {
