@@ -29,8 +29,6 @@ import (
 
 const (
 	cockpitWS      = "/usr/lib/cockpit/cockpit-ws"
-	cockpitAdmin   = "osu-ck-admin"
-	cockpitViewer  = "osu-ck-viewer"
 	cockpitPass    = "Cockpit-Test-1"
 	cockpitTimeout = 90 * time.Second // one step of the page; the machine is shared
 )
@@ -368,6 +366,8 @@ func TestCockpitPage(t *testing.T) {
 	testutil.RequireTool(t, "chromium")
 	testutil.RequireFile(t, cockpitWS, "cockpit-ws")
 	h := newHostWithPackages(t, cockpitPkgs1)
+	// Names of this run: another test binary may be running this test.
+	cockpitAdmin, cockpitViewer := fmt.Sprintf("osu-ck-admin-%d", os.Getpid()), fmt.Sprintf("osu-ck-view-%d", os.Getpid())
 	adminUID := testutil.CreateUser(t, cockpitAdmin, cockpitPass, "sudo")
 	viewerUID := testutil.CreateUser(t, cockpitViewer, cockpitPass)
 	h.startPolkit()
@@ -416,9 +416,9 @@ func TestCockpitPage(t *testing.T) {
 	h.slow.Store(25)
 	admin.start("update")
 	admin.waitFor("download progress with a rate",
-		`document.getElementById("transaction").dataset.stage === "download" && Number(document.getElementById("transaction").dataset.done) > 0 && document.getElementById("txn-figures").innerText.includes("/s")`)
-	if fig := admin.text("txn-figures"); !strings.Contains(fig, "%") {
-		admin.fail("progress figures %q lack the percentage", fig)
+		`Number(document.getElementById("transaction").dataset.bytes) > 0 && Number(document.getElementById("transaction").dataset.rate) > 0 && document.getElementById("txn-figures").innerText.includes("/s")`)
+	if fig := admin.text("txn-figures"); !strings.Contains(fig, "%") || !strings.Contains(fig, "B") {
+		admin.fail("progress figures %q lack the percentage or the bytes", fig)
 	}
 	admin.screenshot("update-progress")
 	if ok := admin.eval(`String(document.getElementById("cancel").disabled)`); ok != "false" {
@@ -454,7 +454,7 @@ func TestCockpitPage(t *testing.T) {
 	h.publishFull(testRef, "3", map[string]string{"usr/share/big": strings.Repeat("3", 1<<20)}, cockpitPkgs2)
 	h.slow.Store(150)
 	admin.start("update")
-	admin.waitFor("the download to start", `Number(document.getElementById("transaction").dataset.done) > 0`)
+	admin.waitFor("the download to start", `Number(document.getElementById("transaction").dataset.bytes) > 0`)
 	admin.click("cancel")
 	h.slow.Store(0)
 	if res := admin.txnDone("cancelled update"); res != "Cancelled." {
@@ -463,6 +463,16 @@ func TestCockpitPage(t *testing.T) {
 	admin.settled(h, "nothing deployed by the cancelled update", "1 2")
 	admin.waitFor("the cancel in the history", `document.querySelector("#history tbody tr").dataset.result === "cancelled"`)
 	admin.screenshot("cancelled")
+
+	// The automatic update policy, changed from the page.
+	admin.waitFor("the policy control enabled", `!document.getElementById("policy-apply").disabled`)
+	admin.do("choose the check policy", chromedp.SetValue(chromedp.ID("policy-select"), "check"))
+	admin.click("policy-apply")
+	admin.waitFor("the new policy shown", `document.getElementById("policy-value").innerText === "check"`)
+	if st := h.status(); st.AutomaticPolicy != "check" {
+		admin.fail("status --json policy %q after the page set check", st.AutomaticPolicy)
+	}
+	admin.screenshot("policy")
 
 	// Someone else updates (the command line): the page follows the
 	// daemon's signals, without reloading.

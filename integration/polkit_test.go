@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -52,15 +54,17 @@ func (h *host) authorizationsOf(name string) api.Authorizations {
 // before either tries.
 func TestPolkitAuthorizesAdministrators(t *testing.T) {
 	h := newHost(t)
-	adminUID := testutil.CreateUser(t, "osu-pk-admin", "unused-Pa55", "sudo")
-	viewerUID := testutil.CreateUser(t, "osu-pk-viewer", "unused-Pa55")
+	// Names of this run: another test binary may be running this test.
+	adminName, viewerName := fmt.Sprintf("osu-pk-admin-%d", os.Getpid()), fmt.Sprintf("osu-pk-view-%d", os.Getpid())
+	adminUID := testutil.CreateUser(t, adminName, "unused-Pa55", "sudo")
+	viewerUID := testutil.CreateUser(t, viewerName, "unused-Pa55")
 	h.startPolkit()
 
-	admin := h.authorizationsOf("osu-pk-admin")
+	admin := h.authorizationsOf(adminName)
 	if admin.CallerUID != adminUID || admin.Reason != "" {
 		t.Fatalf("admin: %+v", admin)
 	}
-	viewer := h.authorizationsOf("osu-pk-viewer")
+	viewer := h.authorizationsOf(viewerName)
 	if viewer.CallerUID != viewerUID || !strings.Contains(viewer.Reason, "after authenticating") {
 		t.Fatalf("viewer: %+v", viewer)
 	}
@@ -76,11 +80,11 @@ func TestPolkitAuthorizesAdministrators(t *testing.T) {
 	}
 	// What the daemon then does agrees.
 	h.publish("2", nil)
-	if _, errOut, err := asUser(t, "osu-pk-viewer", osUpdate, "upgrade", "--check", "--bus-address", h.bus); err == nil ||
+	if _, errOut, err := asUser(t, viewerName, osUpdate, "upgrade", "--check", "--bus-address", h.bus); err == nil ||
 		!strings.Contains(errOut, "may not upgrade") {
 		t.Fatalf("viewer upgrade --check: %v %s", err, errOut)
 	}
-	if out, errOut, err := asUser(t, "osu-pk-admin", osUpdate, "upgrade", "--check", "--bus-address", h.bus); err != nil {
+	if out, errOut, err := asUser(t, adminName, osUpdate, "upgrade", "--check", "--bus-address", h.bus); err != nil {
 		t.Fatalf("admin upgrade --check: %v %s %s", err, out, errOut)
 	}
 	var hist []api.HistoryEntry

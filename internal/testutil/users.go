@@ -11,7 +11,8 @@ import (
 // CreateUser adds a local user with a password and supplementary groups
 // (for tests that log in through PAM, such as Cockpit's) and returns its
 // uid. The user and its home go when the test ends. A user of that name
-// left by an interrupted run is replaced.
+// left by an interrupted run is replaced, so a test that may run in two
+// test binaries at once must make its names unique (with the pid).
 func CreateUser(t testing.TB, name, password string, groups ...string) uint32 {
 	t.Helper()
 	RequireRoot(t)

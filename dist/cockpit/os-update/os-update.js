@@ -25,8 +25,8 @@
     let txn = null; // {path, kind, initiator, finished}
     let refreshing = null;
     let refreshAgain = false;
-    let setPolicyMethod = null; // the daemon's method to set the policy, if it has one
-    const setPolicyKind = "policy";
+    let canSetPolicy = false; // the daemon has SetAutomaticUpdates
+    const POLICY_KIND = "automatic"; // its polkit action
 
     function $(id) { return document.getElementById(id); }
 
@@ -60,8 +60,6 @@
         }
         return (i === 0 ? String(n) : n.toFixed(1)) + " " + units[i];
     }
-
-    function amount(unit, n) { return unit === "bytes" ? bytes(n) : n + (unit ? " " + unit : ""); }
 
     function duration(s) {
         s = Math.round(s);
@@ -232,18 +230,32 @@
 
     function renderPolicy() {
         const box = $("policy");
-        const policy = status["automatic-update-policy"] || "none";
+        const auto = status["automatic-updates"] || {};
+        const policy = auto.policy || status["automatic-update-policy"] || "none";
         box.replaceChildren(
             el("p", {},
                "Policy: ", el("strong", { id: "policy-value" }, policy),
                " — ", POLICIES[policy] || ""));
-        const canSet = setPolicyMethod !== null && allowed(setPolicyKind);
+        if (status["automatic-updates"]) {
+            let win = "Maintenance window: " + (auto.window || "any time");
+            if (auto.window && auto["window-open"])
+                win += " (open now)";
+            else if (auto.window && auto["next-window"])
+                win += " (opens " + when(auto["next-window"]) + ")";
+            const facts = [win];
+            if (auto["fleetlock-url"])
+                facts.push("Reboots coordinated by FleetLock at " + auto["fleetlock-url"] + (auto["fleetlock-group"] ? " (group " + auto["fleetlock-group"] + ")" : ""));
+            if (auto.reboot)
+                facts.push("Reboot into " + short(auto.reboot.checksum) + " planned for " + when(auto.reboot.at) + " (" + auto.reboot.reason + ")");
+            box.append(el("ul", { class: "osu-facts", id: "policy-facts" }, facts.map(f => el("li", {}, f))));
+        }
+        const canSet = canSetPolicy && allowed(POLICY_KIND);
         const select = el("select", { id: "policy-select", disabled: !canSet, title: canSet ? null : policyReason() },
                           Object.keys(POLICIES).map(p => el("option", { value: p, selected: p === policy }, p)));
         const apply = el("button", { id: "policy-apply", class: "osu-btn osu-btn-secondary", type: "button", disabled: !canSet, title: canSet ? null : policyReason() }, "Change");
         apply.addEventListener("click", () => {
             showError("");
-            sysrootCall(setPolicyMethod, [select.value], "s")
+            sysrootCall("SetAutomaticUpdates", [{ policy: cockpit.variant("s", select.value) }], "a{sv}")
                     .then(refresh)
                     .catch(ex => showError("Changing the policy failed: " + errorText(ex)));
         });
@@ -253,7 +265,7 @@
     }
 
     function policyReason() {
-        if (setPolicyMethod === null)
+        if (!canSetPolicy)
             return "This os-updated cannot change the policy over D-Bus; set it in its configuration.";
         return denyReason();
     }
@@ -321,14 +333,10 @@
         return client.call(PATH, "org.freedesktop.DBus.Introspectable", "Introspect", [])
                 .then(([xml]) => {
                     const doc = new DOMParser().parseFromString(xml, "text/xml");
-                    setPolicyMethod = null;
-                    for (const m of doc.querySelectorAll("interface[name='" + SYSROOT + "'] > method")) {
-                        const name = m.getAttribute("name");
-                        if (name === "SetAutomaticUpdatePolicy")
-                            setPolicyMethod = name;
-                    }
+                    canSetPolicy = [...doc.querySelectorAll("interface[name='" + SYSROOT + "'] > method")]
+                            .some(m => m.getAttribute("name") === "SetAutomaticUpdates");
                 })
-                .catch(() => { setPolicyMethod = null });
+                .catch(() => { canSetPolicy = false });
     }
 
     /* refresh reloads everything the page shows; calls during a refresh
@@ -415,24 +423,40 @@
         $("txn-bar").setAttribute("aria-valuenow", String(percent));
     }
 
-    function progress(path, [stage, unit, percent, done, total, rate, eta]) {
+    /* progress shows a Progress signal: (stage, bytes_done, bytes_expected,
+     * objects_done, objects_total, parts_done, parts_total, rate in bytes
+     * per second, eta_seconds); totals are 0 while unknown. */
+    function progress(path, [stage, bytesDone, bytesExpected, objectsDone, objectsTotal, partsDone, partsTotal, rate, eta]) {
         attach(path);
         $("txn-stage").textContent = stage;
-        $("transaction").dataset.stage = stage;
+        let percent = 0;
+        if (bytesExpected > 0)
+            percent = Math.floor(bytesDone * 100 / bytesExpected);
+        else if (partsTotal > 0)
+            percent = Math.floor(partsDone * 100 / partsTotal);
+        else if (objectsTotal > 0)
+            percent = Math.floor(objectsDone * 100 / objectsTotal);
         setBar(percent);
         const figures = [];
-        if (total > 0)
-            figures.push(percent + "%", amount(unit, done) + " of " + amount(unit, total));
-        else if (done > 0)
-            figures.push(amount(unit, done));
+        if (percent > 0)
+            figures.push(percent + "%");
+        if (bytesExpected > 0)
+            figures.push(bytes(bytesDone) + " of " + bytes(bytesExpected));
+        else if (bytesDone > 0)
+            figures.push(bytes(bytesDone));
+        if (partsTotal > 0)
+            figures.push(partsDone + " of " + partsTotal + " delta parts");
+        if (objectsTotal > 0)
+            figures.push(objectsDone + " of " + objectsTotal + " objects");
         if (rate > 0)
-            figures.push(amount(unit, rate) + "/s");
+            figures.push(bytes(rate) + "/s");
         if (eta > 0)
             figures.push(duration(eta) + " left");
         $("txn-figures").textContent = figures.join(" · ");
         const box = $("transaction");
-        box.dataset.unit = unit;
-        box.dataset.done = String(done);
+        box.dataset.stage = stage;
+        box.dataset.bytes = String(bytesDone);
+        box.dataset.rate = String(rate);
     }
 
     function message(path, [text]) {
@@ -503,6 +527,9 @@
         client.subscribe({ interface: TXN, path_namespace: TXN_PREFIX }, onTxnSignal);
         client.subscribe({ interface: "org.freedesktop.DBus.Properties", path: PATH, member: "PropertiesChanged" },
                          () => refresh());
+        // UpdateFound, UpdateStaged, RebootScheduled: the automatic policy
+        // at work.
+        client.subscribe({ interface: SYSROOT, path: PATH }, () => refresh());
         $("check").addEventListener("click", () => start("check", "Upgrade", [variants({ check: true })], "a{sv}"));
         $("update").addEventListener("click", () => start("upgrade", "Upgrade", [variants({ reboot: true })], "a{sv}"));
         $("rollback").addEventListener("click", () => start("rollback", "Rollback", [variants({ reboot: true })], "a{sv}"));
