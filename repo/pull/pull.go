@@ -56,6 +56,9 @@ type Source struct {
 	// summary and summary.sig required.
 	SummaryVerifiers []sign.Verifier
 	TLS              TLSOptions
+	// Notes are warnings about the source's configuration (an unverified
+	// summary), logged when a pull starts.
+	Notes []string
 }
 
 // FromRemote builds a Source from a configured remote, loading its keys.
@@ -68,11 +71,15 @@ func FromRemote(s *remote.Store, r *remote.Remote) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{
+	src := &Source{
 		Name: r.Name, URL: r.URL, ContentURL: r.ContentURL,
 		CommitVerifiers: cv, SummaryVerifiers: sv,
 		TLS: TLSOptions{Permissive: r.TLSPermissive, CAPath: r.TLSCAPath, ClientCert: r.TLSClientCert, ClientKey: r.TLSClientKey},
-	}, nil
+	}
+	if note := s.SummaryUnverified(r); note != "" {
+		src.Notes = append(src.Notes, note)
+	}
+	return src, nil
 }
 
 // Progress is a snapshot of a running pull.
@@ -318,6 +325,9 @@ func Pull(ctx context.Context, r *repo.Repo, src *Source, opts Options) (*Result
 		return nil, fmt.Errorf("pull from %s: %w", src.URL, err)
 	}
 	defer unlock()
+	for _, n := range src.Notes {
+		p.logf("%s", n)
+	}
 	stopProgress := p.startProgress()
 	err = p.run(ctx)
 	stopProgress()
@@ -483,7 +493,8 @@ func (p *puller) fetchSummary(ctx context.Context) (*summary.Summary, []byte, []
 func (p *puller) checkSummary(data, sig []byte) (*summary.Summary, error) {
 	if len(p.src.SummaryVerifiers) > 0 {
 		if sig == nil {
-			return nil, fmt.Errorf("summary verification is on, but %s is missing", p.metaURL("summary.sig"))
+			return nil, fmt.Errorf("summary verification is on, but %s is missing: sign the summary on the server (ostree summary -u --gpg-sign=KEYID), "+
+				"or set gpg-verify-summary=false (sign-verify-summary=false for ed25519) in the configuration of remote %q", p.metaURL("summary.sig"), p.src.Name)
 		}
 		m, err := object.UnmarshalMetadata(sig)
 		if err != nil {

@@ -4,9 +4,11 @@
 // extra directories such as /etc/ostree/remotes.d).
 //
 // Signature verification is on by default: a remote verifies commits
-// with OpenPGP unless it says gpg-verify=false, and verifies the summary
-// unless it says gpg-verify-summary=false (libostree defaults the latter to
-// off; we are stricter).
+// with OpenPGP unless it says gpg-verify=false. A remote that does not
+// set gpg-verify-summary verifies its summary when it has a GPG key to
+// verify with (stricter than libostree, whose default is off), and
+// otherwise follows libostree: the summary is not verified, and pulls say
+// so (see SummaryUnverified).
 package remote
 
 import (
@@ -32,13 +34,16 @@ type Remote struct {
 	URL        string
 	ContentURL string // "" means URL
 
-	GPGVerify         bool
-	GPGVerifySummary  bool
-	SignVerify        bool // ed25519
-	SignVerifySummary bool
-	GPGKeyPath        []string // files or directories of public keys
-	Ed25519Keys       []string // base64 public keys (verification-ed25519-key)
-	Ed25519File       string   // verification-ed25519-file
+	GPGVerify        bool
+	GPGVerifySummary bool
+	// GPGVerifySummaryUnset: the configuration does not set
+	// gpg-verify-summary, so Verifiers decides by the keys there are.
+	GPGVerifySummaryUnset bool
+	SignVerify            bool // ed25519
+	SignVerifySummary     bool
+	GPGKeyPath            []string // files or directories of public keys
+	Ed25519Keys           []string // base64 public keys (verification-ed25519-key)
+	Ed25519File           string   // verification-ed25519-file
 
 	Branches []string
 
@@ -97,6 +102,8 @@ func parse(name string, kf *keyfile.File, group, file string) (*Remote, error) {
 	}
 	r.GPGVerify = b("gpg-verify", true)
 	r.GPGVerifySummary = b("gpg-verify-summary", true)
+	_, set := kf.Get(group, "gpg-verify-summary")
+	r.GPGVerifySummaryUnset = !set
 	r.SignVerify = b("sign-verify", false)
 	r.SignVerifySummary = b("sign-verify-summary", false)
 	r.TLSPermissive = b("tls-permissive", false)
@@ -158,7 +165,9 @@ func (r *Remote) write(kf *keyfile.File) {
 		kf.Set(g, "contenturl", r.ContentURL)
 	}
 	kf.SetBool(g, "gpg-verify", r.GPGVerify)
-	kf.SetBool(g, "gpg-verify-summary", r.GPGVerifySummary)
+	if !r.GPGVerifySummaryUnset {
+		kf.SetBool(g, "gpg-verify-summary", r.GPGVerifySummary)
+	}
 	if r.SignVerify || r.SignVerifySummary {
 		kf.SetBool(g, "sign-verify", r.SignVerify)
 		kf.SetBool(g, "sign-verify-summary", r.SignVerifySummary)
@@ -491,7 +500,11 @@ func (s *Store) Verifiers(r *Remote, summary bool) ([]sign.Verifier, error) {
 		if err != nil {
 			return nil, err
 		}
-		vs = append(vs, &sign.GPGVerifier{Keyring: kr})
+		// An unset gpg-verify-summary with no key to verify with is
+		// libostree's default: off.
+		if !(summary && r.GPGVerifySummaryUnset && len(kr) == 0) {
+			vs = append(vs, &sign.GPGVerifier{Keyring: kr})
+		}
 	}
 	if edOn {
 		trusted, revoked, err := s.Ed25519Keys(r)
@@ -501,6 +514,20 @@ func (s *Store) Verifiers(r *Remote, summary bool) ([]sign.Verifier, error) {
 		vs = append(vs, &sign.Ed25519Verifier{Trusted: trusted, Revoked: revoked})
 	}
 	return vs, nil
+}
+
+// SummaryUnverified explains, for a remote whose summary Verifiers does
+// not verify because gpg-verify-summary is unset and there is no key, that
+// the summary is unverified and what to set; "" otherwise.
+func (s *Store) SummaryUnverified(r *Remote) string {
+	if !r.GPGVerifySummaryUnset || !r.GPGVerifySummary || r.SignVerifySummary {
+		return ""
+	}
+	if kr, err := s.GPGKeyring(r); err != nil || len(kr) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("remote %q: the summary is not verified: the remote has no GPG key and does not set gpg-verify-summary (libostree's default); "+
+		"import the publisher's key (ostree remote gpg-import, os-update repo remote add --gpg-import, or gpgkeypath=) to verify it", r.Name)
 }
 
 func writeAtomic(path string, data []byte) error {
