@@ -19,7 +19,7 @@ var GrubPCDir = "/usr/lib/grub/i386-pc"
 // linux, gzio, test, load_env/save_env for boot counting). Nothing is
 // loaded from /boot at boot time, so no module directory has to match
 // core.img.
-var grubModules = []string{"biosdisk", "part_msdos", "ext2", "search_fs_uuid", "normal", "configfile",
+var grubModules = []string{"biosdisk", "part_msdos", "ext2", "search", "normal", "configfile",
 	"linux", "gzio", "test", "loadenv", "echo", "sleep"}
 
 // Offsets in grub's i386-pc boot.img (grub-core/boot/i386/pc/boot.S) and
@@ -36,6 +36,13 @@ const (
 // MBR, in the gap before the partition (what grub-install calls
 // embedding).
 const grubCoreStart = 1
+
+// grubEarlyConfig is core.img's embedded configuration: the root file
+// system found by UUID (whatever the disk's BIOS number), grub.cfg read
+// from its /boot/grub.
+func grubEarlyConfig(uuid string) string {
+	return fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\n", uuid)
+}
 
 // grubImages builds the MBR boot code and core.img for a BIOS disk whose
 // root file system has uuid: boot.img (440 bytes) told where core.img
@@ -57,8 +64,7 @@ func grubImages(ctx context.Context, uuid string) (bootCode, core []byte, err er
 	}
 	defer os.RemoveAll(tmp)
 	early := filepath.Join(tmp, "early.cfg")
-	cfg := fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\n", uuid)
-	if err := os.WriteFile(early, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(early, []byte(grubEarlyConfig(uuid)), 0o644); err != nil {
 		return nil, nil, err
 	}
 	corePath := filepath.Join(tmp, "core.img")

@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/osupdate/os-update/bootloader"
 	"github.com/osupdate/os-update/internal/testutil"
 )
 
@@ -87,5 +89,91 @@ func TestBuildGrubImage(t *testing.T) {
 	env := debugfs(t, out, "cat /boot/grub/grubenv")
 	if len(env) != 1024 || !strings.HasPrefix(env, "# GRUB Environment Block\n") {
 		t.Errorf("grubenv (%d bytes): %q", len(env), env)
+	}
+}
+
+// TestGrubCoreHasItsCommands: every command the embedded configuration
+// and the generated grub.cfg run is in a module core.img holds (or their
+// dependencies), by grub's own command.lst and moddep.lst: nothing is
+// loaded from /boot at boot time.
+func TestGrubCoreHasItsCommands(t *testing.T) {
+	cmdList := testutil.RequireFile(t, filepath.Join(GrubPCDir, "command.lst"), "grub-pc-bin")
+	depList := testutil.RequireFile(t, filepath.Join(GrubPCDir, "moddep.lst"), "grub-pc-bin")
+	parse := func(p string) map[string][]string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if ok {
+				m[strings.TrimPrefix(k, "*")] = strings.Fields(v)
+			}
+		}
+		return m
+	}
+	commands, deps := parse(cmdList), parse(depList)
+	have := map[string]bool{}
+	var add func(string)
+	add = func(m string) {
+		if have[m] {
+			return
+		}
+		have[m] = true
+		for _, d := range deps[m] {
+			add(d)
+		}
+	}
+	for _, m := range grubModules {
+		if _, ok := deps[m]; !ok {
+			t.Errorf("module %s is not in grub's moddep.lst", m)
+		}
+		add(m)
+	}
+	// Built into grub's kernel or the script parser.
+	builtin := map[string]bool{"set": true, "unset": true, "insmod": true, "if": true, "then": true, "elif": true, "else": true, "fi": true, "}": true}
+	entries := []*bootloader.Entry{{Name: "ostree-2-os.conf"}, {Name: "ostree-1-os.conf"}}
+	for i, e := range entries {
+		e.Add("title", "OS")
+		e.Add("options", "root=UUID=x ostree=/ostree/boot.1/os/c/"+strconv.Itoa(i))
+		e.Add("linux", "/ostree/os-c/vmlinuz")
+		e.Add("initrd", "/ostree/os-c/initramfs.img")
+	}
+	files, err := bootloader.Grub2{Dir: "grub"}.Configs(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := grubEarlyConfig("0000") + string(files["grub.cfg"])
+	checked := 0
+	for _, line := range strings.Split(script, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") || builtin[f[0]] {
+			continue
+		}
+		cmd := f[0]
+		if cmd == "[" {
+			cmd = "test"
+		}
+		if cmd == "insmod" {
+			continue
+		}
+		mods, ok := commands[cmd]
+		if !ok {
+			t.Errorf("%q: no grub module provides %s", line, cmd)
+			continue
+		}
+		if !have[mods[0]] {
+			t.Errorf("%q: %s is in module %s, which core.img lacks", strings.TrimSpace(line), cmd, mods[0])
+		}
+		checked++
+	}
+	if checked < 6 {
+		t.Fatalf("only %d commands checked:\n%s", checked, script)
+	}
+	for _, line := range strings.Split(script, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "insmod" && !have[f[1]] {
+			t.Errorf("grub.cfg loads %s, which core.img lacks", f[1])
+		}
 	}
 }
