@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 	// subcommand are admin options.
 	for _, a := range args {
 		if a == "--print-current-dir" {
-			return errors.New("ostree admin --print-current-dir: not implemented by os-update")
+			return adminPrintCurrentDir(e, args)
 		}
 		if !strings.HasPrefix(a, "-") {
 			break
@@ -117,7 +118,52 @@ func adminInitFS(ctx context.Context, e *env, args []string) error {
 	if len(pos) < 1 {
 		return c.usageError(e, "PATH must be specified")
 	}
-	return sysroot.InitFS(pos[0])
+	if !modern {
+		return sysroot.InitFS(pos[0])
+	}
+	// --modern: only /boot and /ostree (with its repository).
+	for _, d := range []string{"boot", "ostree/deploy"} {
+		if err := os.MkdirAll(filepath.Join(pos[0], d), 0o755); err != nil {
+			return err
+		}
+	}
+	if isRepoDir(filepath.Join(pos[0], "ostree/repo")) {
+		return nil
+	}
+	r, err := repo.Init(filepath.Join(pos[0], "ostree/repo"), repo.ModeBare)
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
+// adminPrintCurrentDir prints the directory of the first deployment (the
+// booted one on a running system).
+func adminPrintCurrentDir(e *env, args []string) error {
+	c := newAdminCmd("", "", "", false)
+	var print bool
+	c.flag("print-current-dir", 0, &print, "Print the current booted deployment directory")
+	if _, err := c.parseArgs(e, args); err != nil {
+		return err
+	}
+	s, err := c.open(e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d := s.Booted
+	if d == nil {
+		if len(s.Deployments) == 0 {
+			return errors.New("No deployments")
+		}
+		d = s.Deployments[0]
+	}
+	abs, err := filepath.Abs(filepath.Join(s.Path, "ostree/deploy", d.OS, "deploy", d.Name()))
+	if err != nil {
+		return err
+	}
+	e.printf("%s\n", abs)
+	return nil
 }
 
 func adminOSInit(ctx context.Context, e *env, args []string) error {
@@ -368,6 +414,7 @@ func pullOrigin(ctx context.Context, r *repo.Repo, refspec string) error {
 	if err != nil {
 		return err
 	}
+	trustGlobalKeys(rem)
 	if strings.HasPrefix(rem.URL, "file://") && !isArchiveAt(strings.TrimPrefix(rem.URL, "file://")) {
 		src, err := repo.Open(strings.TrimPrefix(rem.URL, "file://"))
 		if err != nil {

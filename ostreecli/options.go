@@ -87,9 +87,8 @@ func (s *optionSet) parse(args []string) ([]string, error) {
 				return nil, fmt.Errorf("Unknown option %s", a)
 			}
 			if o.arg == "" {
-				if hasVal {
-					return nil, fmt.Errorf("Unexpected argument to option --%s", name)
-				}
+				// GOptionContext sets a flag given as --flag=VALUE too
+				// (scripts write --gpg-verify=true), ignoring VALUE.
 				if err := o.set(""); err != nil {
 					return nil, err
 				}

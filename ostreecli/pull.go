@@ -74,6 +74,7 @@ func runPull(ctx context.Context, e *env, args []string) error {
 	if urlOverride != "" {
 		rem.URL = urlOverride
 	}
+	trustGlobalKeys(rem)
 	if rem.URL != "" && strings.HasPrefix(rem.URL, "file://") && !isArchiveAt(strings.TrimPrefix(rem.URL, "file://")) {
 		// A local non-archive repository: copy objects as pull-local does.
 		src, err := repo.Open(strings.TrimPrefix(rem.URL, "file://"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/osupdate/os-update/repo/remote"
@@ -268,4 +269,12 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// trustGlobalKeys adds $OSTREE_GPG_HOME, libostree's override of its
+// global trusted keyring directory, to the keys a remote trusts.
+func trustGlobalKeys(rem *remote.Remote) {
+	if d := os.Getenv("OSTREE_GPG_HOME"); d != "" {
+		rem.GPGKeyPath = append(rem.GPGKeyPath, d)
+	}
 }

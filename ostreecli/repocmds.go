@@ -54,12 +54,19 @@ func isRepoDir(p string) bool {
 }
 
 // resolve resolves a revision with ostree's error text for a missing one.
+// Like libostree, a ref not found under refs/heads is looked up under
+// refs/remotes ("origin/main" is origin's main).
 func resolve(r *repo.Repo, rev string) (object.Checksum, error) {
 	c, err := r.ResolveRev(rev)
-	if err != nil {
-		return c, fmt.Errorf("Refspec '%s' not found", rev)
+	if err == nil {
+		return c, nil
 	}
-	return c, nil
+	if rem, ref, ok := strings.Cut(rev, "/"); ok && !strings.Contains(rev, ":") {
+		if c, err2 := r.ResolveRev(rem + ":" + ref); err2 == nil {
+			return c, nil
+		}
+	}
+	return c, fmt.Errorf("Refspec '%s' not found", rev)
 }
 
 func runInit(ctx context.Context, e *env, args []string) error {
@@ -370,6 +377,20 @@ func parseVariantText(s string) (gvariant.Variant, error) {
 			items = append(items, v.Value.(string))
 		}
 		return object.StringList(items), nil
+	}
+	if strings.HasPrefix(s, "@") {
+		// "@t 123": a type annotation.
+		t, v, _ := strings.Cut(s[1:], " ")
+		names := map[string]string{"i": "int32", "u": "uint32", "x": "int64", "t": "uint64", "s": "string", "b": "boolean"}
+		switch names[t] {
+		case "string":
+			return gvariant.NewVariant("s", strings.Trim(strings.TrimSpace(v), "'\"")), nil
+		case "boolean":
+			return gvariant.NewVariant("b", strings.TrimSpace(v) == "true"), nil
+		case "":
+			return gvariant.Variant{}, fmt.Errorf("unsupported type annotation in %q", s)
+		}
+		s = names[t] + " " + strings.TrimSpace(v)
 	}
 	typ, num, hasType := strings.Cut(s, " ")
 	if !hasType {
@@ -1009,14 +1030,7 @@ func runReset(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The target must be in the ref's history.
-	for sum := current; sum != target; {
-		cm, err := r.LoadCommit(sum)
-		if err != nil || !cm.HasParent() {
-			return fmt.Errorf("Commit %s is not an ancestor of %s", target, pos[0])
-		}
-		sum = cm.Parent
-	}
+	_ = current // like ostree since 2017, any commit will do (not only an ancestor)
 	return r.SetRef(remote, ref, target)
 }
 

@@ -146,7 +146,10 @@ func (r *Repo) ListRefs() ([]Ref, error) {
 				}
 				return err
 			}
-			if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
+			// Dotfiles are never refs (ref names cannot start with '.'):
+			// our .tmp- files, and what other tools leave behind
+			// (.latest_rsync), which libostree ignores too.
+			if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
 				return nil
 			}
 			rel, _ := filepath.Rel(root, p)

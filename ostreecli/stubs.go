@@ -1,5 +1,0 @@
-package ostreecli
-
-var (
-	runStaticDelta = notImplemented("static-delta")
-)
