@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -148,8 +147,7 @@ func OpCounts(ctx context.Context, r *repo.Repo, sb *Superblock, i int) (map[byt
 	if i < 0 || i >= len(sb.Parts) {
 		return nil, fmt.Errorf("delta %s: no part %d", sb.Name, i)
 	}
-	xzPath, _ := exec.LookPath("xz")
-	p, _, err := loadPart(ctx, sb, i, DirSource(filepath.Join(r.Path(), sb.Name.Dir())), xzPath, tmpDir(r))
+	p, _, err := loadPart(ctx, sb, i, DirSource(filepath.Join(r.Path(), sb.Name.Dir())), bestXZ(), tmpDir(r))
 	if err != nil {
 		return nil, fmt.Errorf("delta %s: %s: %w", sb.Name, partLabel(i), err)
 	}

@@ -63,7 +63,7 @@ func DecodePart(raw []byte, limit uint64) (*Part, error) {
 	if limit == 0 || limit > 1<<30 {
 		limit = 1 << 30
 	}
-	p, err := readPart(context.Background(), partSource{r: bytes.NewReader(raw), size: uint64(len(raw)), checksum: sha256.Sum256(raw)}, limit, "", 0, "")
+	p, err := readPart(context.Background(), partSource{r: bytes.NewReader(raw), size: uint64(len(raw)), checksum: sha256.Sum256(raw)}, limit, "", 0, xzDecoder{})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/osupdate/os-update/internal/lzma"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
@@ -172,7 +173,7 @@ type partSource struct {
 // the entries of the mode and xattr tables (libostree deduplicates them
 // per part, so a part has no more of either than objects). Nothing of the
 // payload is trusted before the whole file has been hashed.
-func readPart(ctx context.Context, src partSource, limit uint64, tmpDir string, maxTable int, xzPath string) (*payload, error) {
+func readPart(ctx context.Context, src partSource, limit uint64, tmpDir string, maxTable int, dec xzDecoder) (*payload, error) {
 	hr := &hashingReader{r: io.LimitReader(src.r, int64(src.size)+1), h: sha256.New()}
 	mem := SpoolMemory
 	if tmpDir == "" {
@@ -192,9 +193,12 @@ func readPart(ctx context.Context, src partSource, limit uint64, tmpDir string, 
 		case CompressionNone:
 			err = copyLimited(sp, hr, limit)
 		case CompressionXZ:
-			if xzPath != "" {
-				err = unxzCommandTo(ctx, xzPath, sp, hr, limit)
-			} else {
+			switch {
+			case dec.liblzma:
+				err = unxzLiblzmaTo(sp, hr, limit)
+			case dec.command != "":
+				err = unxzCommandTo(ctx, dec.command, sp, hr, limit)
+			default:
 				err = unxzTo(sp, hr, limit)
 			}
 		default:
@@ -322,6 +326,51 @@ func xzDictSize(b []byte) (uint64, bool) {
 		pos += int(psize)
 	}
 	return 0, false
+}
+
+// xzDecoder says which decoder reads xz parts: liblzma in-process, the
+// xz command, or (neither set) the built-in Go decoder.
+type xzDecoder struct {
+	liblzma bool
+	command string
+}
+
+// bestXZ is the fastest decoder at hand: liblzma in-process (a cgo
+// build), else liblzma through the xz command (one process per part,
+// every byte through two pipes), else the built-in decoder (about half
+// liblzma's speed).
+func bestXZ() xzDecoder {
+	if lzma.Available {
+		return xzDecoder{liblzma: true}
+	}
+	p, _ := xzUtils()
+	return xzDecoder{command: p}
+}
+
+// xzMemLimit bounds the decoder memory liblzma (in-process or the xz
+// command) may take for one stream, whatever dictionary it declares.
+const xzMemLimit = 256 << 20
+
+// unxzLiblzmaTo decodes one .xz stream with liblzma in-process, writing
+// at most limit bytes.
+func unxzLiblzmaTo(dst io.Writer, src io.Reader, limit uint64) error {
+	zr, err := lzma.NewReader(src, xzMemLimit)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	n, err := io.Copy(dst, io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		var perr *spoolError
+		if errors.As(err, &perr) || errors.Is(err, ErrMalformed) {
+			return err
+		}
+		return malformedf("%v", err)
+	}
+	if uint64(n) > limit {
+		return malformedf("decompresses to more than %d bytes", limit)
+	}
+	return nil
 }
 
 // unxzCommandTo decodes one .xz stream with the xz command (liblzma,

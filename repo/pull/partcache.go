@@ -23,13 +23,16 @@ import (
 // its cache directory.
 //
 // Layout: <repo>/tmp/cache/deltaparts/<from>-<to>/<index>-<sha256 of the
-// part>. A part is only ever stored under its verified checksum (fetched
-// into <name>.partial, hashed, then renamed), and the delta applier
-// verifies it again when reading, so a damaged cache costs a download,
-// never a bad object. A .partial file keeps the bytes of a transfer that
-// broke off; the next try asks for the rest with an HTTP range request. The directory goes when the delta has been applied;
-// directories of other deltas go when a new delta starts, and
-// `cleanup --cache` removes them all.
+// part>. A part is streamed into the apply as it arrives and copied into
+// <name>.partial on the way; once the apply has checked its size and
+// SHA-256 (hashing it as it decodes it: one pass, no re-read), the file
+// is renamed to its final name. Nothing is fsynced: the cache only saves
+// downloads, and a cached part is hashed again before it is used, so a
+// part damaged by a crash costs a download, never a bad object. A
+// .partial file keeps the bytes of a transfer that broke off; the next
+// try asks for the rest with an HTTP range request. The directory goes
+// when the delta has been applied; directories of other deltas go when a
+// new delta starts, and `cleanup --cache` removes them all.
 type partCache struct {
 	dir string
 }
@@ -92,18 +95,22 @@ const partRetries = 3
 // fetchFunc GETs a part from byte offset on.
 type fetchFunc func(ctx context.Context, offset int64) (io.ReadCloser, error)
 
-// open returns part i: from the cache when it is there, else fetched,
-// verified and stored first. A transfer that breaks off is resumed where
-// it stopped (the bytes so far stay in INDEX-SHA256.partial, across pulls
-// too); a cancelled context ends it at once.
+// open returns part i: from the cache when it is there and verifies,
+// else streamed from the server (see streamPart), or, when an earlier
+// transfer left the start of it, completed from where it stopped
+// (verified, and started again from nothing once if it does not verify).
+// A cancelled context ends it at once.
 func (c *partCache) open(ctx context.Context, i int, ph delta.PartHeader, fetch fetchFunc) (io.ReadCloser, error) {
 	if c.has(i, ph) {
-		if f, err := os.Open(c.path(i, ph)); err == nil {
+		if f := c.openVerified(i, ph); f != nil {
 			return f, nil
 		}
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("delta part cache: %w", err)
+	}
+	if fi, err := os.Stat(c.path(i, ph) + ".partial"); err != nil || fi.Size() == 0 {
+		return c.stream(ctx, i, ph, fetch)
 	}
 	var lastErr error
 	for attempt := 0; attempt < partRetries; attempt++ {
@@ -117,6 +124,146 @@ func (c *partCache) open(ctx context.Context, i int, ph delta.PartHeader, fetch 
 		}
 	}
 	return nil, lastErr
+}
+
+// openVerified opens cached part i if it still hashes to its checksum
+// (the cache is written without fsync); a damaged one is removed.
+func (c *partCache) openVerified(i int, ph delta.PartHeader) *os.File {
+	f, err := os.Open(c.path(i, ph))
+	if err != nil {
+		return nil
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, int64(ph.Size)+1))
+	if err == nil && uint64(n) == ph.Size && bytes.Equal(h.Sum(nil), ph.Checksum[:]) {
+		if _, err := f.Seek(0, io.SeekStart); err == nil {
+			return f
+		}
+	}
+	f.Close()
+	os.Remove(c.path(i, ph))
+	return nil
+}
+
+// stream fetches part i for the apply to read as it arrives, copying it
+// into the cache on the way (see streamPart).
+func (c *partCache) stream(ctx context.Context, i int, ph delta.PartHeader, fetch fetchFunc) (io.ReadCloser, error) {
+	body, err := fetch(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &streamPart{ctx: ctx, c: c, i: i, ph: ph, fetch: fetch, body: body}
+	if f, err := os.OpenFile(c.path(i, ph)+".partial", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err == nil {
+		s.f = f
+	}
+	return s, nil
+}
+
+// streamPart is a part read from the server by the apply. A transfer
+// that breaks off is resumed where it stopped (up to partRetries times)
+// without the reader noticing. The bytes go to the .partial file as they
+// pass; Verified (called by the apply once size and checksum matched)
+// publishes it in the cache. Closed unverified, the file stays for a
+// resume if the transfer broke off or was cancelled, and goes if all of
+// it arrived (then its bytes are what is wrong) or the server refused it.
+type streamPart struct {
+	ctx      context.Context
+	c        *partCache
+	i        int
+	ph       delta.PartHeader
+	fetch    fetchFunc
+	body     io.ReadCloser
+	f        *os.File // the .partial file; nil if it could not be written
+	n        int64    // bytes passed on
+	pending  error    // a read error that came with data
+	retries  int
+	refused  bool // the server refused the part (not a broken transfer)
+	verified bool
+}
+
+func (s *streamPart) Read(p []byte) (int, error) {
+	for {
+		var n int
+		var err error
+		if s.pending != nil {
+			err, s.pending = s.pending, nil
+		} else {
+			n, err = s.body.Read(p)
+		}
+		if n > 0 {
+			s.n += int64(n)
+			if s.f != nil {
+				if _, werr := s.f.Write(p[:n]); werr != nil {
+					// Caching is an optimisation: stop it, go on.
+					s.dropFile()
+				}
+			}
+			s.pending = err // handled at the next call
+			return n, nil
+		}
+		if err == nil {
+			continue
+		}
+		if err == io.EOF && s.n >= int64(s.ph.Size) {
+			return 0, io.EOF
+		}
+		if cerr := s.ctx.Err(); cerr != nil {
+			return 0, cerr
+		}
+		if err == io.EOF {
+			err = fmt.Errorf("got %d of %d bytes", s.n, s.ph.Size)
+		}
+		if s.retries+1 >= partRetries {
+			return 0, transient(fmt.Errorf("part %d: %w", s.i, err))
+		}
+		s.retries++
+		s.body.Close()
+		body, ferr := s.fetch(s.ctx, s.n)
+		if ferr != nil {
+			s.body = io.NopCloser(bytes.NewReader(nil))
+			if isPermanent(ferr) || errors.Is(ferr, errNotFound) {
+				s.refused = true
+			}
+			return 0, ferr
+		}
+		s.body = body
+	}
+}
+
+func (s *streamPart) dropFile() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+		s.f = nil
+	}
+}
+
+// Verified publishes the part in the cache.
+func (s *streamPart) Verified() {
+	s.verified = true
+	if s.f == nil {
+		return
+	}
+	err := s.f.Close()
+	if err == nil {
+		err = os.Rename(s.f.Name(), s.c.path(s.i, s.ph))
+	}
+	if err != nil {
+		os.Remove(s.f.Name())
+	}
+	s.f = nil
+}
+
+func (s *streamPart) Close() error {
+	s.body.Close()
+	if s.f != nil && (s.refused || s.n >= int64(s.ph.Size)) {
+		s.dropFile()
+	}
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	return nil
 }
 
 func isPermanent(err error) bool {
@@ -180,11 +327,6 @@ func (c *partCache) download(ctx context.Context, i int, ph delta.PartHeader, fe
 			os.Remove(partial)
 			return nil, fmt.Errorf("part %d: %w: checksum mismatch: the part hashes to %x, superblock says %x", i, delta.ErrMalformed, h.Sum(nil), ph.Checksum)
 		}
-	}
-	// Durable before it is published: after a crash a cached part is
-	// whole.
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("delta part cache: %w", err)
 	}
 	if err := os.Rename(partial, c.path(i, ph)); err != nil {
 		// Not cached (the directory went meanwhile); still usable now.
