@@ -25,6 +25,7 @@ packages=(
   util-linux      # unshare, setpriv
   systemd         # systemd-id128 (oracle of the FleetLock client id), busctl (D-Bus calls as another user)
   gcc zlib1g-dev   # cgo: .filez objects through the system zlib, as libostree writes them
+  liblzma-dev      # cgo: static-delta parts decoded in-process by liblzma
   docker-registry # a real OCI registry on 127.0.0.1 for the container tests
   skopeo          # checks that our images are what container tools accept
   buildah         # builds derived images FROM ours with a Containerfile
