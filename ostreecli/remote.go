@@ -149,7 +149,9 @@ func remoteAdd(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if noSign {
+		// --no-sign-verify turns off every kind of signature check, GPG too.
 		rem.SignVerify, rem.SignVerifySummary = false, false
+		rem.GPGVerify, rem.GPGVerifySummary = false, false
 	}
 	for _, kv := range sets {
 		if err := applySet(rem, kv); err != nil {

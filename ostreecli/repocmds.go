@@ -17,6 +17,7 @@ import (
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 	"github.com/osupdate/os-update/repo/sign"
+	"github.com/osupdate/os-update/repo/summary"
 	"github.com/osupdate/os-update/sysroot"
 )
 
@@ -54,16 +55,22 @@ func isRepoDir(p string) bool {
 }
 
 // resolve resolves a revision with ostree's error text for a missing one.
-// Like libostree, a ref not found under refs/heads is looked up under
-// refs/remotes ("origin/main" is origin's main).
+// Like libostree, a ref not found under refs/heads is looked up among
+// every remote's refs (REF is found as REMOTE:REF).
 func resolve(r *repo.Repo, rev string) (object.Checksum, error) {
 	c, err := r.ResolveRev(rev)
 	if err == nil {
 		return c, nil
 	}
-	if rem, ref, ok := strings.Cut(rev, "/"); ok && !strings.Contains(rev, ":") {
-		if c, err2 := r.ResolveRev(rem + ":" + ref); err2 == nil {
-			return c, nil
+	if !strings.Contains(rev, ":") {
+		name := strings.TrimRight(rev, "^")
+		refs, _ := r.ListRefs()
+		for _, ref := range refs {
+			if ref.Remote != "" && ref.Name == name {
+				if c, err := r.ResolveRev(ref.Remote + ":" + rev); err == nil {
+					return c, nil
+				}
+			}
 		}
 	}
 	return c, fmt.Errorf("Refspec '%s' not found", rev)
@@ -324,6 +331,9 @@ func runCommit(ctx context.Context, e *env, args []string) error {
 		if err := sign.SignCommit(r, sum, s); err != nil {
 			return err
 		}
+	}
+	if err := autoSummary(r, true); err != nil {
+		return err
 	}
 	if consume {
 		if err := os.RemoveAll(dir); err != nil {
@@ -878,7 +888,7 @@ func runCat(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runRefs(ctx context.Context, e *env, args []string) error {
+func runRefs(ctx context.Context, e *env, args []string) (err error) {
 	c := newCmd("refs", "[PREFIX]", "List refs", true)
 	var del, list, alias, collections, force bool
 	var create string
@@ -912,10 +922,16 @@ func runRefs(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := repo.ValidateRef(ref); err != nil {
+			return fmt.Errorf("Invalid ref name %s", create)
+		}
 		if _, err := r.ReadRef(remote, ref); err == nil && !force {
 			return fmt.Errorf("--create specified but ref %s already exists", create)
 		}
-		return r.SetRef(remote, ref, sum)
+		if err := r.SetRef(remote, ref, sum); err != nil {
+			return err
+		}
+		return autoSummary(r, false)
 	}
 	refs, err := r.ListRefs()
 	if err != nil {
@@ -927,6 +943,12 @@ func runRefs(ctx context.Context, e *env, args []string) error {
 	if del && pos[0] == "" {
 		return errors.New("At least one PREFIX is required when deleting refs")
 	}
+	deleted := false
+	defer func() {
+		if deleted && err == nil {
+			err = autoSummary(r, false)
+		}
+	}()
 	for _, prefix := range pos {
 		for _, ref := range refs {
 			spec := ref.Refspec()
@@ -937,6 +959,7 @@ func runRefs(ctx context.Context, e *env, args []string) error {
 				if err := r.SetRef(ref.Remote, ref.Name, object.Checksum{}); err != nil {
 					return err
 				}
+				deleted = true
 				continue
 			}
 			if list || prefix == "" {
@@ -1031,7 +1054,10 @@ func runReset(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	_ = current // like ostree since 2017, any commit will do (not only an ancestor)
-	return r.SetRef(remote, ref, target)
+	if err := r.SetRef(remote, ref, target); err != nil {
+		return err
+	}
+	return autoSummary(r, false)
 }
 
 func runConfig(ctx context.Context, e *env, args []string) error {
@@ -1067,6 +1093,13 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 		return pos[i][:dot], pos[i][dot+1:], nil
 	}
 	cfg := r.Config()
+	want := map[string]int{"get": 2, "set": 3, "unset": 2}[pos[0]]
+	if want == 0 {
+		return fmt.Errorf("Unknown operation %s", pos[0])
+	}
+	if len(pos) > want {
+		return errors.New("Too many arguments given")
+	}
 	switch pos[0] {
 	case "get":
 		g, k, err := split(1)
@@ -1097,11 +1130,25 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if !cfg.HasGroup(g) {
-			return fmt.Errorf("Key file does not have group “%s”", g)
+		// A missing group or key is not an error.
+		if _, ok := cfg.Get(g, k); !ok {
+			return nil
 		}
 		cfg.Delete(g, k)
 		return r.WriteConfig()
 	}
 	return fmt.Errorf("Unknown operation %s", pos[0])
+}
+
+// autoSummary regenerates the summary after a ref change when the
+// repository asks for it: core.auto-update-summary, or, after a commit,
+// core.commit-update-summary.
+func autoSummary(r *repo.Repo, afterCommit bool) error {
+	auto, _ := r.Config().Bool("core", "auto-update-summary", false)
+	onCommit, _ := r.Config().Bool("core", "commit-update-summary", false)
+	if !auto && !(afterCommit && onCommit) {
+		return nil
+	}
+	_, err := summary.Update(r, summary.Options{})
+	return err
 }
