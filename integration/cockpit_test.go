@@ -454,7 +454,7 @@ func TestCockpitPage(t *testing.T) {
 	h.publishFull(testRef, "3", map[string]string{"usr/share/big": strings.Repeat("3", 1<<20)}, cockpitPkgs2)
 	h.slow.Store(150)
 	admin.start("update")
-	admin.waitFor("the download to start", `Number(document.getElementById("transaction").dataset.bytes) > 0`)
+	admin.waitFor("the object download to start", `Number(document.getElementById("transaction").dataset.objects) > 0`)
 	admin.click("cancel")
 	h.slow.Store(0)
 	if res := admin.txnDone("cancelled update"); res != "Cancelled." {
@@ -466,7 +466,8 @@ func TestCockpitPage(t *testing.T) {
 
 	// The automatic update policy, changed from the page.
 	admin.waitFor("the policy control enabled", `!document.getElementById("policy-apply").disabled`)
-	admin.do("choose the check policy", chromedp.SetValue(chromedp.ID("policy-select"), "check"))
+	// What choosing an option does: the value changes and "change" fires.
+	admin.eval(`(() => { const s = document.getElementById("policy-select"); s.value = "check"; s.dispatchEvent(new Event("change")); return s.value })()`)
 	admin.click("policy-apply")
 	admin.waitFor("the new policy shown", `document.getElementById("policy-value").innerText === "check"`)
 	if st := h.status(); st.AutomaticPolicy != "check" {

@@ -228,40 +228,48 @@
         info.dataset.available = cu && cu.available && !deployed ? "true" : "false";
     }
 
+    /* renderPolicy updates the policy section in place: a choice the user
+     * is making in the select survives the refreshes signals cause. */
     function renderPolicy() {
-        const box = $("policy");
         const auto = status["automatic-updates"] || {};
         const policy = auto.policy || status["automatic-update-policy"] || "none";
-        box.replaceChildren(
-            el("p", {},
-               "Policy: ", el("strong", { id: "policy-value" }, policy),
-               " — ", POLICIES[policy] || ""));
+        $("policy-value").textContent = policy;
+        $("policy-desc").textContent = POLICIES[policy] || "";
+        const facts = [];
         if (status["automatic-updates"]) {
             let win = "Maintenance window: " + (auto.window || "any time");
             if (auto.window && auto["window-open"])
                 win += " (open now)";
             else if (auto.window && auto["next-window"])
                 win += " (opens " + when(auto["next-window"]) + ")";
-            const facts = [win];
+            facts.push(win);
             if (auto["fleetlock-url"])
                 facts.push("Reboots coordinated by FleetLock at " + auto["fleetlock-url"] + (auto["fleetlock-group"] ? " (group " + auto["fleetlock-group"] + ")" : ""));
             if (auto.reboot)
                 facts.push("Reboot into " + short(auto.reboot.checksum) + " planned for " + when(auto.reboot.at) + " (" + auto.reboot.reason + ")");
-            box.append(el("ul", { class: "osu-facts", id: "policy-facts" }, facts.map(f => el("li", {}, f))));
         }
+        $("policy-facts").replaceChildren(...facts.map(f => el("li", {}, f)));
         const canSet = canSetPolicy && allowed(POLICY_KIND);
-        const select = el("select", { id: "policy-select", disabled: !canSet, title: canSet ? null : policyReason() },
-                          Object.keys(POLICIES).map(p => el("option", { value: p, selected: p === policy }, p)));
-        const apply = el("button", { id: "policy-apply", class: "osu-btn osu-btn-secondary", type: "button", disabled: !canSet, title: canSet ? null : policyReason() }, "Change");
-        apply.addEventListener("click", () => {
-            showError("");
-            sysrootCall("SetAutomaticUpdates", [{ policy: cockpit.variant("s", select.value) }], "a{sv}")
-                    .then(refresh)
-                    .catch(ex => showError("Changing the policy failed: " + errorText(ex)));
-        });
-        box.append(el("div", { class: "osu-actions" }, el("label", { for: "policy-select" }, "Change to "), select, apply));
-        if (!canSet)
-            box.append(el("p", { class: "osu-muted osu-reason", id: "policy-reason" }, policyReason()));
+        const select = $("policy-select");
+        const apply = $("policy-apply");
+        if (select.dataset.dirty !== "true")
+            select.value = policy;
+        select.disabled = apply.disabled = !canSet;
+        select.title = apply.title = canSet ? "" : policyReason();
+        const why = $("policy-reason");
+        why.hidden = canSet;
+        why.textContent = canSet ? "" : policyReason();
+    }
+
+    function setPolicy() {
+        const select = $("policy-select");
+        showError("");
+        sysrootCall("SetAutomaticUpdates", [{ policy: cockpit.variant("s", select.value) }], "a{sv}")
+                .then(() => {
+                    select.dataset.dirty = "false";
+                    return refresh();
+                })
+                .catch(ex => showError("Changing the policy failed: " + errorText(ex)));
     }
 
     function policyReason() {
@@ -391,7 +399,8 @@
         box.hidden = false;
         box.dataset.path = path;
         box.dataset.finished = "false";
-        delete box.dataset.success;
+        for (const k of ["success", "outcome", "stage", "bytes", "rate", "objects"])
+            delete box.dataset[k];
         $("txn-kind").textContent = kind || "";
         $("txn-stage").textContent = "queued";
         $("txn-figures").textContent = "";
@@ -457,6 +466,7 @@
         box.dataset.stage = stage;
         box.dataset.bytes = String(bytesDone);
         box.dataset.rate = String(rate);
+        box.dataset.objects = String(objectsDone);
     }
 
     function message(path, [text]) {
@@ -533,6 +543,8 @@
         $("check").addEventListener("click", () => start("check", "Upgrade", [variants({ check: true })], "a{sv}"));
         $("update").addEventListener("click", () => start("upgrade", "Upgrade", [variants({ reboot: true })], "a{sv}"));
         $("rollback").addEventListener("click", () => start("rollback", "Rollback", [variants({ reboot: true })], "a{sv}"));
+        $("policy-select").addEventListener("change", () => { $("policy-select").dataset.dirty = "true" });
+        $("policy-apply").addEventListener("click", setPolicy);
         $("cancel").addEventListener("click", () => {
             if (!txn)
                 return;
