@@ -383,3 +383,34 @@ func TestPolkitPolicyDeclaresEveryAction(t *testing.T) {
 		}
 	}
 }
+
+// A daemon waiting to reboot does not exit idle; once the plan is
+// cancelled, it does.
+func TestPlannedRebootKeepsDaemonRunning(t *testing.T) {
+	now := time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC) // a Saturday
+	addr := testutil.StartBus(t)
+	f := &fixture{addr: addr, backend: newStepBackend(), done: make(chan error, 1), state: filepath.Join(t.TempDir(), "state.db"),
+		configure: func(c *Config) {
+			c.AutomaticUpdatePolicy = api.PolicyApply
+			c.RebootCommand = []string{"false"}
+			c.Automatic = AutomaticConfig{Window: "Mon 02:00-03:00 UTC", Now: func() time.Time { return now }}
+		}}
+	f.startDaemon(t, 300*time.Millisecond)
+	conn, txns := f.client(t)
+	sig := sysrootSignals(t, conn)
+	trigger(t, f, conn, txns)
+	nextSignal(t, sig, api.SignalRebootScheduled)
+	select {
+	case err := <-f.done:
+		f.done <- err // for the cleanup
+		t.Fatal("the daemon exited idle with a reboot planned")
+	case <-time.After(1500 * time.Millisecond):
+	}
+	set(t, conn, map[string]dbus.Variant{api.SettingPolicy: dbus.MakeVariant(api.PolicyCheck)})
+	select {
+	case err := <-f.done:
+		f.done <- err // for the cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not exit idle after the plan was cancelled")
+	}
+}
