@@ -24,7 +24,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		{"deploy", command{"Checkout revision REFSPEC as the new default deployment", adminDeploy}},
 		{"finalize-staged", command{"Internal command to run at shutdown time", notImplemented("admin finalize-staged")}},
 		{"init-fs", command{"Initialize a root filesystem", adminInitFS}},
-		{"instutil", command{"Deprecated commands intended for installer programs", notImplemented("admin instutil")}},
+		{"instutil", command{"Deprecated commands intended for installer programs", adminInstutil}},
 		{"os-init", command{"Initialize empty state for given operating system", adminOSInit}},
 		{"pin", command{"Change the \"pinning\" state of a deployment", adminPin}},
 		{"set-origin", command{"Set Origin and create a new origin file", notImplemented("admin set-origin")}},
@@ -33,7 +33,7 @@ func runAdmin(ctx context.Context, e *env, args []string) error {
 		{"undeploy", command{"Delete deployment INDEX", adminUndeploy}},
 		{"unlock", command{"Make the current deployment mutable (as a hotfix or development)", notImplemented("admin unlock")}},
 		{"upgrade", command{"Construct new tree from current origin and deploy it, if it changed", adminUpgrade}},
-		{"kargs", command{"Change kernel arguments", notImplemented("admin kargs")}},
+		{"kargs", command{"Change kernel arguments", adminKargs}},
 	}
 	// `ostree admin --print-current-dir` and `--sysroot` before the
 	// subcommand are admin options.
@@ -557,4 +557,112 @@ func adminSwitch(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return deploy(ctx, e, s, sysroot.DeployOptions{OS: osname, Commit: sum, OriginRefspec: refspec})
+}
+
+// setKargs gives the deployment at index exactly the arguments want.
+func setKargs(ctx context.Context, s *sysroot.Sysroot, index int, want bootloader.Kargs) error {
+	cur := s.Deployments[index].Kargs
+	if cur.Equal(want) {
+		return nil
+	}
+	_, err := s.SetKargs(ctx, index, sysroot.KargsEdit{Delete: append([]string{}, cur...), Append: append([]string{}, want...)})
+	return err
+}
+
+func adminInstutil(ctx context.Context, e *env, args []string) error {
+	cmds := []namedCommand{
+		{"set-kargs", command{"Set new kernel command line arguments(Not stable)", instutilSetKargs}},
+		{"selinux-ensure-labeled", command{"Relabel all or part of a deployment", notImplemented("admin instutil selinux-ensure-labeled")}},
+		{"grub2-generate", command{"Generate GRUB2 configuration from given BLS entries", notImplemented("admin instutil grub2-generate")}},
+	}
+	return dispatch(ctx, e, "admin instutil", cmds, nil, args)
+}
+
+func instutilSetKargs(ctx context.Context, e *env, args []string) error {
+	c := newAdminCmd("instutil set-kargs", "ARGS...", "Set new kernel command line arguments(Not stable)", false)
+	var procCmdline, merge bool
+	var replace, appends []string
+	c.flag("import-proc-cmdline", 0, &procCmdline, "Import current /proc/cmdline")
+	c.flag("merge", 0, &merge, "Merge with previous command line")
+	c.strs("replace", 0, &replace, "NAME=VALUE", "Set kernel argument, like root=/dev/sda1; this overrides any earlier argument with the same name")
+	c.strs("append", 0, &appends, "NAME=VALUE", "Append kernel argument; useful with e.g. console= that can be used multiple times")
+	pos, err := c.parseArgs(e, args)
+	if err != nil {
+		return err
+	}
+	s, err := c.open(e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if len(s.Deployments) == 0 {
+		return errors.New("Unable to find a deployment in sysroot")
+	}
+	index := 0
+	if s.Booted != nil {
+		for i, d := range s.Deployments {
+			if d.OS == s.Booted.OS && d.Commit == s.Booted.Commit && d.Serial == s.Booted.Serial {
+				index = i
+			}
+		}
+	}
+	var kargs bootloader.Kargs
+	switch {
+	case procCmdline:
+		b, err := os.ReadFile("/proc/cmdline")
+		if err != nil {
+			return err
+		}
+		kargs = bootloader.ParseKargs(string(b)).Without("ostree").Without("BOOT_IMAGE").Without("initrd")
+	case merge:
+		kargs = append(kargs, s.Deployments[index].Kargs...)
+	}
+	for _, a := range replace {
+		kargs = kargs.Replace(a)
+	}
+	for _, a := range appends {
+		kargs = kargs.Append(a)
+	}
+	// Plain arguments are appended (to nothing, without --merge).
+	for _, a := range pos {
+		kargs = kargs.Append(a)
+	}
+	return setKargs(ctx, s, index, kargs)
+}
+
+func adminKargs(ctx context.Context, e *env, args []string) error {
+	cmds := []namedCommand{
+		{"edit-in-place", command{"Set new kernel command line arguments in place (applies to all deployments by default)", kargsEditInPlace}},
+	}
+	return dispatch(ctx, e, "admin kargs", cmds, nil, args)
+}
+
+func kargsEditInPlace(ctx context.Context, e *env, args []string) error {
+	c := newAdminCmd("kargs edit-in-place", "", "Set new kernel command line arguments in place (applies to all deployments by default)", false)
+	var appendIfMissing []string
+	c.strs("append-if-missing", 0, &appendIfMissing, "NAME=VALUE", "Append kernel arguments if they do not exist")
+	if _, err := c.parseArgs(e, args); err != nil {
+		return err
+	}
+	s, err := c.open(e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for i := range s.Deployments {
+		kargs := append(bootloader.Kargs{}, s.Deployments[i].Kargs...)
+		for _, a := range appendIfMissing {
+			present := false
+			for _, k := range kargs {
+				present = present || k == a
+			}
+			if !present {
+				kargs = kargs.Append(a)
+			}
+		}
+		if err := setKargs(ctx, s, i, kargs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
