@@ -189,7 +189,7 @@ func adminOSInit(ctx context.Context, e *env, args []string) error {
 
 func adminDeploy(ctx context.Context, e *env, args []string) error {
 	c := newAdminCmd("deploy", "REFSPEC", "Checkout revision REFSPEC as the new default deployment", true)
-	var kargs, kargsAppend, overlays []string
+	var kargs, kargsAppend, kargsDelete, overlays []string
 	var origin string
 	var procCmdline, stage, retain, retainPending, retainRollback, notDefault, noPrune, noMerge, lockFinal bool
 	c.str("origin-file", 0, &origin, "FILENAME", "Specify origin file")
@@ -204,6 +204,7 @@ func adminDeploy(ctx context.Context, e *env, args []string) error {
 	c.flag("karg-proc-cmdline", 0, &procCmdline, "Import current /proc/cmdline")
 	c.strs("karg", 0, &kargs, "NAME=VALUE", "Set kernel argument, like root=/dev/sda1; this overrides any earlier argument with the same name")
 	c.strs("karg-append", 0, &kargsAppend, "NAME=VALUE", "Append kernel argument; useful with e.g. console= that can be used multiple times")
+	c.strs("karg-delete", 0, &kargsDelete, "NAME=VALUE", "Delete kernel argument if exists")
 	c.strs("overlay-initrd", 0, &overlays, "PATH", "Overlay iniramfs file")
 	pos, err := c.parseArgs(e, args)
 	if err != nil {
@@ -223,6 +224,9 @@ func adminDeploy(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
+	if stage && s.Booted == nil {
+		return errors.New("Cannot stage deployment: Not currently booted into an OSTree system")
+	}
 	osname, err := c.stateroot(s)
 	if err != nil {
 		return err
@@ -238,6 +242,21 @@ func adminDeploy(ctx context.Context, e *env, args []string) error {
 		}
 		opts.BaseKargs = bootloader.ParseKargs(string(b)).Without("ostree").Without("BOOT_IMAGE").Without("initrd")
 	}
+	if len(kargsDelete) > 0 {
+		var base bootloader.Kargs
+		if merge := s.MergeDeployment(osname); merge != nil {
+			base = append(base, merge.Kargs...)
+		}
+		if opts.BaseKargs != nil {
+			base = opts.BaseKargs
+		}
+		for _, a := range kargsDelete {
+			if base, err = base.Delete(a); err != nil {
+				return err
+			}
+		}
+		opts.BaseKargs = base
+	}
 	if _, err := resolve(s.Repo(), pos[0]); err != nil {
 		return err
 	}
@@ -246,7 +265,20 @@ func adminDeploy(ctx context.Context, e *env, args []string) error {
 
 func deploy(ctx context.Context, e *env, s *sysroot.Sysroot, opts sysroot.DeployOptions) error {
 	before := len(s.Deployments)
-	if _, err := s.Deploy(ctx, opts); err != nil {
+	res, err := s.Deploy(ctx, opts)
+	if err != nil {
+		return err
+	}
+	// As libostree does: systemd's ConditionNeedsUpdate= units run again
+	// on the new deployment, and watchers of ostree/deploy see a change.
+	d := res.Deployment
+	for _, p := range []string{filepath.Join(s.Path, "ostree/deploy", d.OS, "var/.updated"), filepath.Join(s.Path, "ostree/deploy", d.OS, "deploy", d.Name(), "etc/.updated")} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(s.Path, "ostree/deploy"), now, now); err != nil {
 		return err
 	}
 	if opts.Stage {
@@ -401,7 +433,7 @@ func adminPin(ctx context.Context, e *env, args []string) error {
 
 // pullOrigin pulls refspec ("remote:ref", or a local ref that needs no
 // pull) into the sysroot repository and returns the commit.
-func pullOrigin(ctx context.Context, r *repo.Repo, refspec string) error {
+func pullOrigin(ctx context.Context, r *repo.Repo, refspec string, timestampCheck bool) error {
 	name, ref, err := repo.ParseRefspec(refspec)
 	if err != nil {
 		return err
@@ -427,7 +459,10 @@ func pullOrigin(ctx context.Context, r *repo.Repo, refspec string) error {
 	if err != nil {
 		return err
 	}
-	_, err = pull.Pull(ctx, r, src, pull.Options{Refs: []string{ref}})
+	_, err = pull.Pull(ctx, r, src, pull.Options{Refs: []string{ref}, TimestampCheck: timestampCheck})
+	if err != nil && timestampCheck && strings.Contains(err.Error(), "refusing a downgrade") {
+		return fmt.Errorf("Upgrade target is chronologically older than the current commit; use --allow-downgrade to permit (%w)", err)
+	}
 	return err
 }
 
@@ -473,7 +508,7 @@ func adminUpgrade(ctx context.Context, e *env, args []string) error {
 	}
 	r := s.Repo()
 	if !deployOnly && override == "" {
-		if err := pullOrigin(ctx, r, refspec); err != nil {
+		if err := pullOrigin(ctx, r, refspec, !allowDowngrade); err != nil {
 			return err
 		}
 	}
@@ -549,7 +584,7 @@ func adminSwitch(ctx context.Context, e *env, args []string) error {
 	if refspec == old {
 		return fmt.Errorf("Old and new refs are equal: %s", refspec)
 	}
-	if err := pullOrigin(ctx, s.Repo(), refspec); err != nil {
+	if err := pullOrigin(ctx, s.Repo(), refspec, false); err != nil {
 		return err
 	}
 	sum, err := resolve(s.Repo(), refspec)

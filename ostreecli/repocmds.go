@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -117,6 +118,14 @@ func parseTimestamp(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05 -0700", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, nil
+		}
+	}
+	// libostree reads dates with gnulib's parse_datetime, as GNU date -d
+	// does ("October 25 1985", "1 week ago"): ask date for the rest.
+	out, err := exec.Command("date", "-u", "-d", s, "+%s").Output()
+	if err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil {
+			return time.Unix(n, 0).UTC(), nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("Could not parse '%s'", s)
