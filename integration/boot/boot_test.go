@@ -209,6 +209,11 @@ func TestBoot(t *testing.T) {
 		checkClean(t, v)
 		v.kill()
 	})
+	// Boot counting (grub2): an update whose kernel panics comes back to
+	// v1 by itself once its tries are used up.
+	t.Run("BootCounting/KernelPanicFallsBack", func(t *testing.T) {
+		testKernelPanicFallsBack(t, g, work, logDir)
+	})
 	t.Logf("boot suite: %s", time.Since(start).Round(time.Second))
 }
 

@@ -47,6 +47,8 @@ type guestOS struct {
 	V2Version  string
 	KernelVer  string
 	KernelPath string // vmlinuz, for reference
+	GrubImage  string // raw disk image of v1 booting with grub2
+	Panic      string // commit on guestPanicRef: v1 with an initramfs that makes the kernel panic
 }
 
 // cacheDir holds downloads and RPMs that do not depend on this checkout
@@ -378,7 +380,8 @@ mutate-os-release: VERSION
 		args = append(args, "--karg", k)
 	}
 	run(t, "", nil, osu2, args...)
-	step("image")
+	buildGrubImage(t, g, work, repoDir, osu2)
+	step("images (extlinux, grub2)")
 
 	// v2: a changed file and 12 MiB of new incompressible data (so that
 	// the download takes long enough to be cut), through a static delta.
@@ -397,6 +400,9 @@ mutate-os-release: VERSION
 	if !strings.Contains(deltas, g.V1) {
 		t.Fatalf("no static delta from v1: %s", deltas)
 	}
+
+	buildPanicUpdate(t, g, work, repoDir, osu2)
+	step("panicking update")
 
 	// The updates disk: the published repository on ext4, made without a
 	// mount (mkfs.ext4 -d).

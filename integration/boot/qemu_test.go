@@ -37,6 +37,8 @@ type vm struct {
 	exited  chan struct{}
 	log     *os.File
 	seq     int
+
+	allowPanic bool
 }
 
 // overlay gives a scenario its own copy of the base image (sparse), so
@@ -55,15 +57,33 @@ func overlay(t *testing.T, base, dir, name string) string {
 // -no-reboot makes a guest reboot end the qemu process.
 func startVM(t *testing.T, name, disk, updates, logDir string) *vm {
 	t.Helper()
+	return startVMWith(t, name, disk, updates, logDir, vmOptions{})
+}
+
+// vmOptions change how a VM runs.
+type vmOptions struct {
+	// reboot lets a guest reboot stay in the same qemu process (without
+	// it, a reboot ends qemu).
+	reboot bool
+	// allowPanic: a kernel panic on the console is expected, not a
+	// failed boot.
+	allowPanic bool
+}
+
+func startVMWith(t *testing.T, name, disk, updates, logDir string, o vmOptions) *vm {
+	t.Helper()
 	qemu, _ := exec.LookPath("qemu-system-x86_64")
 	args := []string{
 		"-machine", "pc,accel=tcg", "-m", "768", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio",
-		"-nic", "none", "-no-reboot",
+		"-nic", "none",
 		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=writeback",
 		"-drive", "file=" + updates + ",format=raw,if=virtio,readonly=on",
 	}
-	v := &vm{t: t, name: name, notify: make(chan struct{}, 1), exited: make(chan struct{})}
+	if !o.reboot {
+		args = append(args, "-no-reboot")
+	}
+	v := &vm{t: t, name: name, notify: make(chan struct{}, 1), exited: make(chan struct{}), allowPanic: o.allowPanic}
 	f, err := os.OpenFile(filepath.Join(logDir, "console-"+strings.ReplaceAll(name, "/", "_")+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +135,9 @@ func (v *vm) tail() string {
 
 var fatalBoot = regexp.MustCompile(`Kernel panic|os-update initramfs: FATAL.*|OSU-GUEST: .*`)
 
+// fatalNoPanic is fatalBoot for a test that expects kernel panics.
+var fatalNoPanic = regexp.MustCompile(`os-update initramfs: FATAL.*|OSU-GUEST: .*`)
+
 // expect waits until re matches the console after what was consumed,
 // then consumes through the match. It fails fast when qemu exits or the
 // boot fails visibly.
@@ -143,7 +166,11 @@ func (v *vm) expectErr(re *regexp.Regexp, timeout time.Duration) ([]string, erro
 			v.mu.Unlock()
 			return m, nil
 		}
-		bad := fatalBoot.Find(rest)
+		fatal := fatalBoot
+		if v.allowPanic {
+			fatal = fatalNoPanic
+		}
+		bad := fatal.Find(rest)
 		v.mu.Unlock()
 		if bad != nil {
 			return nil, fmt.Errorf("guest failed: %s", bad)
