@@ -115,9 +115,14 @@ func testKernelPanicFallsBack(t *testing.T, g *guestOS, work, logDir string) {
 	if n := strings.Count(log, panicMarker+": "); n != 3 {
 		t.Fatalf("the update was tried %d times, want 3", n)
 	}
-	// Then exactly one more boot, which reached userspace.
+	// Then exactly one more boot, which reached userspace: the console
+	// names the deployment os-update's initramfs switched into.
 	if n := strings.Count(log, "OSU-GUEST-READY"); n != 1 {
 		t.Fatalf("%d boots reached userspace after the reboot, want 1", n)
+	}
+	booted := regexp.MustCompile(`os-update initramfs: booting /ostree/deploy/os/deploy/([0-9a-f]{64})\.`).FindAllStringSubmatch(log, -1)
+	if len(booted) != 1 || booted[0][1] != g.V1 {
+		t.Fatalf("the console shows the initramfs booting %q after the tries, want v1 %s once", booted, g.V1)
 	}
 	d := v.booted()
 	if d.Checksum != g.V1 {
