@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/osupdate/os-update/bootloader"
+	"github.com/osupdate/os-update/internal/deployinfo"
 	"github.com/osupdate/os-update/sysroot"
 )
 
@@ -150,25 +151,6 @@ func runDeploy(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// deploymentJSON is one deployment in `admin status --json`.
-type deploymentJSON struct {
-	Index      int      `json:"index"`
-	OSName     string   `json:"osname"`
-	Checksum   string   `json:"checksum"`
-	Serial     int      `json:"serial"`
-	BootCsum   string   `json:"bootcsum"`
-	BootSerial int      `json:"bootserial"`
-	Version    string   `json:"version,omitempty"`
-	Refspec    string   `json:"origin-refspec,omitempty"`
-	Kargs      []string `json:"kargs"`
-	Booted     bool     `json:"booted"`
-	Default    bool     `json:"default"`
-	Staged     bool     `json:"staged"`
-	Pending    bool     `json:"pending"`
-	Pinned     bool     `json:"pinned"`
-	Rollback   bool     `json:"rollback"`
-}
-
 func runAdminStatus(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "admin status", "[--sysroot DIR] [--json]")
 	sf := addSysrootFlags(f)
@@ -181,21 +163,9 @@ func runAdminStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	var out []deploymentJSON
-	for i, d := range s.Status().Deployments {
-		kargs := d.Kargs
-		if kargs == nil {
-			kargs = bootloader.Kargs{}
-		}
-		out = append(out, deploymentJSON{Index: i, OSName: d.OS, Checksum: d.Commit.String(), Serial: d.Serial,
-			BootCsum: d.BootCsum, BootSerial: d.BootSerial, Version: d.Version, Refspec: d.Refspec(),
-			Kargs: kargs, Booted: d.Booted, Default: d.Default, Staged: d.Staged, Pending: d.Pending,
-			Pinned: d.Pinned(), Rollback: d.Rollback})
-	}
+	// The schema of `status --json` (api.Deployment), built the same way.
+	out := deployinfo.Describe(s)
 	if *asJSON {
-		if out == nil {
-			out = []deploymentJSON{}
-		}
 		doc := map[string]any{"deployments": out}
 		if len(s.Warnings) > 0 {
 			doc["warnings"] = s.Warnings
@@ -234,8 +204,8 @@ func runAdminStatus(ctx context.Context, e *env, args []string) error {
 		if d.Version != "" {
 			e.printf("    Version: %s\n", d.Version)
 		}
-		if d.Refspec != "" {
-			e.printf("    origin refspec: %s\n", d.Refspec)
+		if d.Origin != "" {
+			e.printf("    origin refspec: %s\n", d.Origin)
 		} else {
 			e.printf("    origin: none\n")
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
@@ -48,7 +49,7 @@ func commitOS(t *testing.T, repoPath, version string) object.Checksum {
 }
 
 type statusJSON struct {
-	Deployments []deploymentJSON `json:"deployments"`
+	Deployments []api.Deployment `json:"deployments"`
 }
 
 func status(t *testing.T, dir string) statusJSON {

@@ -247,8 +247,13 @@ func hostHistory(ctx context.Context, e *env, args []string) error {
 	}
 	for _, x := range h {
 		e.printf("%4d %s %-9s uid=%-5d %-11s", x.ID, fmtTime(x.Start), x.Kind, x.CallerUID, x.Result)
-		if x.From != "" || x.To != "" {
+		switch {
+		case x.To != "":
 			e.printf(" %s -> %s", shortSum(x.From), shortSum(x.To))
+		case x.From != "":
+			// Nothing was brought in (a check, a failure): only where
+			// the system was.
+			e.printf(" at %s", shortSum(x.From))
 		}
 		if x.Error != "" {
 			e.printf(" (%s)", x.Error)

@@ -272,6 +272,22 @@ func bootedChecksum(st api.Status) string {
 	return ""
 }
 
+// updateInstalled reports whether the update a check found is deployed
+// already for its origin, as what runs or boots next (booted, default,
+// staged or pending; by its base commit when packages are layered on it),
+// the way upgrade decides there is no update.
+func updateInstalled(c *api.CachedUpdate, deps []api.Deployment) bool {
+	for _, d := range deps {
+		if !(d.Booted || d.Default || d.Staged || d.Pending) || d.Origin != c.Refspec {
+			continue
+		}
+		if d.Checksum == c.Checksum || d.BaseChecksum == c.Checksum {
+			return true
+		}
+	}
+	return false
+}
+
 // GetStatus returns the status document (api.Status) as JSON.
 func (d *Daemon) GetStatus() (string, *dbus.Error) {
 	d.touch()
@@ -286,6 +302,9 @@ func (d *Daemon) GetStatus() (string, *dbus.Error) {
 	d.mu.Unlock()
 	if st.CachedUpdate, err = d.store.CachedUpdate(); err != nil {
 		return "", dbus.NewError(api.ErrFailed, []any{err.Error()})
+	}
+	if c := st.CachedUpdate; c != nil && c.Available && updateInstalled(c, st.Deployments) {
+		c.Available = false // deployed since the check found it
 	}
 	st.AutomaticPolicy = d.policy()
 	st.Automatic = d.automaticStatus()

@@ -12,6 +12,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/health"
+	"github.com/osupdate/os-update/internal/deployinfo"
 	"github.com/osupdate/os-update/sysroot"
 )
 
@@ -86,7 +87,7 @@ func writeVerdictFile(path string, v api.BootVerdict) error {
 
 // deploymentKey names a deployment in verdicts: OS/CHECKSUM.SERIAL.
 func deploymentKey(osname, checksum string, serial int) string {
-	return fmt.Sprintf("%s/%s.%d", osname, checksum, serial)
+	return deployinfo.ID(osname, checksum, serial)
 }
 
 // attachVerdicts adds each deployment's last verdict to a status.

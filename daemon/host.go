@@ -14,6 +14,7 @@ import (
 	"github.com/osupdate/os-update/compose/layer"
 	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/health"
+	"github.com/osupdate/os-update/internal/deployinfo"
 	"github.com/osupdate/os-update/internal/osrelease"
 	"github.com/osupdate/os-update/internal/progress"
 	"github.com/osupdate/os-update/repo"
@@ -69,28 +70,9 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 		return api.Status{}, err
 	}
 	defer s.Close()
-	st := api.Status{Deployments: []api.Deployment{}, Warnings: s.Warnings}
 	// The roles are the sysroot's (see sysroot.Status), shared with
-	// rollback, cleanup and `admin status`.
-	for i, d := range s.Status().Deployments {
-		ad := api.Deployment{
-			Index: i, OSName: d.OS, Checksum: d.Commit.String(), Serial: d.Serial,
-			Origin: d.Refspec(), Version: d.Version, Staged: d.Staged, Pinned: d.Pinned(),
-			Booted: d.Booted, Default: d.Default, Pending: d.Pending, Rollback: d.Rollback,
-			Kargs: []string(d.Kargs),
-		}
-		if cm, err := s.Repo().LoadCommit(d.Commit); err == nil {
-			ad.Timestamp, ad.Subject = int64(cm.Timestamp), cm.Subject
-		}
-		layerInfo(s.Repo(), d.Deployment, &ad)
-		if img := imageOf(d.Deployment); img != "" {
-			ad.ContainerImageReference, ad.ContainerImageDigest = img, imageDigestOf(d.Deployment)
-			if ad.Origin == "" {
-				ad.Origin = img
-			}
-		}
-		st.Deployments = append(st.Deployments, ad)
-	}
+	// rollback, cleanup and `admin status`, and so is the schema.
+	st := api.Status{Deployments: deployinfo.Describe(s), Warnings: s.Warnings}
 	return st, nil
 }
 

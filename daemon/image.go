@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osupdate/os-update/daemon/api"
+	"github.com/osupdate/os-update/internal/deployinfo"
 	"github.com/osupdate/os-update/repo/container"
 	"github.com/osupdate/os-update/repo/keyfile"
 	"github.com/osupdate/os-update/repo/remote"
@@ -19,9 +20,9 @@ import (
 // was deployed from (the commit of an image keeps its checksum, so the
 // digest cannot live in the commit) and of --insecure.
 const (
-	originImageKey    = "container-image-reference"
-	osUpdateGroup     = "os-update"
-	originDigestKey   = "container-image-digest"
+	originImageKey    = deployinfo.OriginImageKey
+	osUpdateGroup     = deployinfo.OSUpdateGroup
+	originDigestKey   = deployinfo.OriginDigestKey
 	originInsecureKey = "container-image-insecure"
 )
 
@@ -30,19 +31,9 @@ const (
 const imageRefPrefix = "ostree/container/image/"
 
 // imageOf returns the image reference a deployment follows, or "".
-func imageOf(d *sysroot.Deployment) string {
-	if d == nil || d.Origin == nil {
-		return ""
-	}
-	return d.Origin.String("origin", originImageKey, "")
-}
+func imageOf(d *sysroot.Deployment) string { return deployinfo.ImageReference(d) }
 
-func imageDigestOf(d *sysroot.Deployment) string {
-	if d == nil || d.Origin == nil {
-		return ""
-	}
-	return d.Origin.String(osUpdateGroup, originDigestKey, "")
-}
+func imageDigestOf(d *sysroot.Deployment) string { return deployinfo.ImageDigest(d) }
 
 // imageRefName is the local ref an image reference is imported to: the
 // reference with every byte outside [A-Za-z0-9] escaped as _XX_.

@@ -10,9 +10,7 @@ import (
 	"strings"
 
 	"github.com/osupdate/os-update/compose/layer"
-	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/repo"
-	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/keyfile"
 	"github.com/osupdate/os-update/repo/object"
 	"github.com/osupdate/os-update/sysroot"
@@ -59,20 +57,6 @@ func requestsOf(d *sysroot.Deployment) layer.Requests {
 	}
 	_, req := layer.OriginRequests(d.Origin)
 	return req
-}
-
-// layerInfo fills the layering fields of a deployment's status.
-func layerInfo(r *repo.Repo, d *sysroot.Deployment, ad *api.Deployment) {
-	req := requestsOf(d)
-	ad.Packages = req.Install
-	cm, err := r.LoadCommit(d.Commit)
-	if err != nil || cm.Metadata.String(layer.KeyBase) == "" {
-		return
-	}
-	ad.BaseChecksum = cm.Metadata.String(layer.KeyBase)
-	ad.Layered = metaStrings(cm.Metadata, layer.KeyLayered)
-	ad.Removed = metaStrings(cm.Metadata, layer.KeyRemoved)
-	ad.Replaced = metaStrings(cm.Metadata, layer.KeyReplaced)
 }
 
 // buildLayered builds the derived commit of base for req (nothing when req
@@ -348,20 +332,4 @@ func (b *HostBackend) cleanupRPMCache(s *sysroot.Sysroot) error {
 		}
 	}
 	return nil
-}
-
-// metaStrings reads an "as" value of commit metadata.
-func metaStrings(m object.Metadata, key string) []string {
-	v, ok := m.Get(key)
-	if !ok {
-		return nil
-	}
-	items, _ := v.Value.([]gvariant.Value)
-	var out []string
-	for _, it := range items {
-		if s, ok := it.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -2,9 +2,11 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,10 @@ func TestHostUpgradeProgressOverDBus(t *testing.T) {
 	}
 	if hist := h.history(); len(hist) == 0 || hist[0].Kind != "check" || hist[0].To != "" {
 		t.Fatalf("history after a check: %+v", hist)
+	}
+	if line := strings.SplitN(h.mustClient("history"), "\n", 2)[0]; !strings.Contains(line, " check ") || strings.Contains(line, "->") ||
+		strings.Contains(line, "upgrade") {
+		t.Fatalf("history shows the check as %q", line)
 	}
 
 	// The upgrade, followed by the client and by this test on the bus.
@@ -110,8 +116,36 @@ func TestHostUpgradeProgressOverDBus(t *testing.T) {
 	if last.PartsTotal == 0 || last.PartsDone != last.PartsTotal {
 		t.Fatalf("last download progress %+v: want every delta part applied", last)
 	}
-	if st := h.status(); st.Deployments[0].Checksum != v2.String() {
+	st := h.status()
+	if st.Deployments[0].Checksum != v2.String() {
 		t.Fatalf("not deployed: %+v", st.Deployments)
+	}
+	// The check found v2; now that it is deployed it is no update.
+	if c := st.CachedUpdate; c == nil || c.Checksum != v2.String() || c.Available {
+		t.Fatalf("cached update after deploying it: %+v", c)
+	}
+	// One schema: `status --json` (the daemon) and `admin status --json`
+	// (offline) print the same deployments, field for field.
+	var raw struct {
+		Deployments []map[string]any `json:"deployments"`
+	}
+	var offline struct {
+		Deployments []map[string]any `json:"deployments"`
+	}
+	if err := json.Unmarshal([]byte(h.mustClient("status", "--json")), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(osu(t, "admin", "status", "--sysroot", h.sysroot, "--json")), &offline); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range raw.Deployments {
+		delete(d, "boot-verdict") // the daemon's own record
+	}
+	if !reflect.DeepEqual(raw.Deployments, offline.Deployments) {
+		t.Fatalf("status --json deployments:\n%v\nadmin status --json deployments:\n%v", raw.Deployments, offline.Deployments)
+	}
+	if _, ok := offline.Deployments[0]["origin"]; !ok {
+		t.Fatalf("admin status --json has no origin: %v", offline.Deployments[0])
 	}
 }
 

@@ -164,11 +164,19 @@ const (
 )
 
 // Deployment is one entry of Status, as printed by `status --json`.
+//
+// It is the one schema of a deployment: `status --json`, `admin status
+// --json` and GetStatus all print it (built by internal/deployinfo), and
+// docs/json.md documents every field. Names are kebab-case and stable;
+// fields are only ever added.
 type Deployment struct {
+	ID         string   `json:"id"` // OSNAME/CHECKSUM.SERIAL
 	Index      int      `json:"index"`
 	OSName     string   `json:"osname"`
 	Checksum   string   `json:"checksum"`
 	Serial     int      `json:"serial"`
+	BootCsum   string   `json:"bootcsum"`
+	BootSerial int      `json:"bootserial"`
 	Origin     string   `json:"origin"` // refspec
 	Version    string   `json:"version,omitempty"`
 	Subject    string   `json:"subject,omitempty"` // the commit's subject line
@@ -179,6 +187,7 @@ type Deployment struct {
 	Default    bool     `json:"default"`
 	Pending    bool     `json:"pending"`
 	Rollback   bool     `json:"rollback"`
+	Unlocked   string   `json:"unlocked"` // UnlockedNone, or libostree's "hotfix"/"development"
 	Kargs      []string `json:"kargs"`
 	Signatures []string `json:"signatures,omitempty"`
 	Packages   []string `json:"requested-packages,omitempty"`
@@ -198,6 +207,10 @@ type Deployment struct {
 	// one ran (see docs/health.md).
 	BootVerdict *BootVerdict `json:"boot-verdict,omitempty"`
 }
+
+// UnlockedNone is the unlocked state of a deployment whose /usr is
+// read-only, as usual.
+const UnlockedNone = "none"
 
 // Verdicts of a boot health check.
 const (
