@@ -121,7 +121,9 @@ func (r *Renderer) startStage(name string) {
 	}
 	r.flushLocked()
 	r.stage, r.last, r.lastLine, r.pending = name, Update{Stage: name}, "", false
-	if r.opts.Quiet || name == "" {
+	// "done" ends an operation: its figures are the final state, not
+	// the start of more work.
+	if r.opts.Quiet || name == "" || name == "done" {
 		return
 	}
 	if r.opts.Terminal {
