@@ -928,10 +928,10 @@ func runRefs(ctx context.Context, e *env, args []string) (err error) {
 			return err
 		}
 		remote, ref, err := repo.ParseRefspec(create)
-		if err != nil {
-			return err
+		if err == nil {
+			err = repo.ValidateRef(ref)
 		}
-		if err := repo.ValidateRef(ref); err != nil {
+		if err != nil {
 			return fmt.Errorf("Invalid ref name %s", create)
 		}
 		if _, err := r.ReadRef(remote, ref); err == nil && !force {
