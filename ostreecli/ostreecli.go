@@ -46,8 +46,15 @@ type exitCode int
 func (x exitCode) Error() string { return fmt.Sprintf("exit status %d", int(x)) }
 
 // notImplemented is the error of every libostree command os-update lacks.
+// Its --help still answers, so that scripts probing for help work.
 func notImplemented(name string) func(context.Context, *env, []string) error {
-	return func(context.Context, *env, []string) error {
+	return func(_ context.Context, e *env, args []string) error {
+		for _, a := range args {
+			if a == "-h" || a == "--help" {
+				e.printf("Usage:\n  ostree %s [OPTION…]\n\nNot implemented by os-update\n\n", name)
+				return nil
+			}
+		}
 		return fmt.Errorf("ostree %s: not implemented by os-update", name)
 	}
 }
