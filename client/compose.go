@@ -16,14 +16,19 @@ import (
 )
 
 // composeCommands are the top-level commands that build trees: compose.
-func composeCommands() map[string]command {
-	return map[string]command{
-		"compose": {"build OS trees: from RPM packages (tree) or a directory (commit)", runGroup("compose", map[string]command{
-			"tree":                  {"compose a treefile of RPM packages into a commit", composeTree},
-			"commit":                {"commit a root filesystem directory with the OSTree conventions", composeCommit},
-			"container-encapsulate": {"write a commit as an OCI image (ostree container format)", composeEncapsulate},
-			"image":                 {"write a bootable disk image of a commit (MBR, ext4, extlinux)", composeImage},
-		})},
+func composeCommands() []command {
+	return []command{
+		{use: "compose", short: "build OS trees from RPM packages or a directory, images and disk images", group: groupBuild, long: `Build what hosts deploy: commits composed from RPM packages (tree) or a
+directory (commit), OCI images of a commit (container-encapsulate) and
+bootable disk images (image).`, sub: []command{
+			{use: "tree TREEFILE", short: "compose a treefile of RPM packages into a commit", run: composeTree, long: `Compose the packages a treefile lists into a commit of its ref: resolve
+them from its repositories (or pinned by --lockfile), install them, apply
+the OSTree conventions, commit, and by default sign, update the summary
+and generate a static delta from the previous commit.`},
+			{use: "commit ROOTFS", short: "commit a root filesystem directory with the OSTree conventions", run: composeCommit},
+			{use: "container-encapsulate REF oci:PATH[:TAG]|oci-archive:PATH[:TAG]|docker://HOST/NAME:TAG", short: "write a commit as an OCI image (ostree container format)", run: composeEncapsulate},
+			{use: "image", short: "write a bootable disk image of a commit (MBR, ext4, extlinux)", run: composeImage},
+		}},
 	}
 }
 
@@ -68,8 +73,7 @@ func sourceDateEpoch(flagVal string) (*int64, error) {
 	return &n, nil
 }
 
-func composeTree(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "compose tree", "TREEFILE --repo DIR [--cache DIR] [--dry-run] [--lockfile F] [--write-lockfile F] [--json-report F] [--gpg-key F | --ed25519-key F ...]")
+func composeTree(f *flagSet) runFunc {
 	open := repoFlag(f)
 	cache := f.String("cache", "", "cache directory for repository metadata and packages (default: REPO/tmp/compose-cache)")
 	dry := f.Bool("dry-run", false, "solve and print the transaction; download and commit nothing")
@@ -79,50 +83,49 @@ func composeTree(ctx context.Context, e *env, args []string) error {
 	sde := f.String("source-date-epoch", "", "commit timestamp (default: $SOURCE_DATE_EPOCH, else the newest package build time)")
 	workers := f.Int("workers", 4, "parallel downloads and object writes")
 	pub := addPublishFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("compose tree: expected one TREEFILE")
-	}
-	epoch, err := sourceDateEpoch(*sde)
-	if err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	signFn, post, err := pub.hooks(e)
-	if err != nil {
-		return err
-	}
-	res, err := compose.Tree(ctx, compose.Options{
-		Treefile: pos[0], Repo: r, CacheDir: *cache, DryRun: *dry, Lockfile: *lock, WriteLockfile: *writeLock,
-		JSONReport: *report, SourceDateEpoch: epoch, Workers: *workers, Log: e.stdout,
-		Sign: signFn, PostCommit: post,
-	})
-	if err != nil {
-		return fmt.Errorf("compose %s: %w", filepath.Base(pos[0]), err)
-	}
-	if res.Changed {
-		t := res.Timings
-		e.printf("Commit: %s\nRef: %s\n", res.Commit, res.Ref)
-		if res.Version != "" {
-			e.printf("Version: %s\n", res.Version)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("compose tree: expected one TREEFILE")
 		}
-		e.printf("Time: metadata %s, solve %s, download %s, unpack %s, scripts %s, postprocess %s, commit %s, total %s\n",
-			round(t.Metadata), round(t.Solve), round(t.Download), round(t.Unpack), round(t.Scripts), round(t.Postprocess), round(t.Commit), round(t.Total))
+		epoch, err := sourceDateEpoch(*sde)
+		if err != nil {
+			return err
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		signFn, post, err := pub.hooks(e)
+		if err != nil {
+			return err
+		}
+		res, err := compose.Tree(ctx, compose.Options{
+			Treefile: pos[0], Repo: r, CacheDir: *cache, DryRun: *dry, Lockfile: *lock, WriteLockfile: *writeLock,
+			JSONReport: *report, SourceDateEpoch: epoch, Workers: *workers, Log: e.stdout,
+			Sign: signFn, PostCommit: post,
+		})
+		if err != nil {
+			return fmt.Errorf("compose %s: %w", filepath.Base(pos[0]), err)
+		}
+		if res.Changed {
+			t := res.Timings
+			e.printf("Commit: %s\nRef: %s\n", res.Commit, res.Ref)
+			if res.Version != "" {
+				e.printf("Version: %s\n", res.Version)
+			}
+			e.printf("Time: metadata %s, solve %s, download %s, unpack %s, scripts %s, postprocess %s, commit %s, total %s\n",
+				round(t.Metadata), round(t.Solve), round(t.Download), round(t.Unpack), round(t.Scripts), round(t.Postprocess), round(t.Commit), round(t.Total))
+		}
+		return nil
 	}
-	return nil
 }
 
 func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-func composeCommit(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "compose commit", "ROOTFS --repo DIR --branch REF [--subject S] [--version V]")
+func composeCommit(f *flagSet) runFunc {
 	open := repoFlag(f)
 	branch := f.String("branch", "", "ref to commit to (required)")
 	subject := f.String("subject", "", "commit subject")
@@ -131,49 +134,48 @@ func composeCommit(ctx context.Context, e *env, args []string) error {
 	var mods stringList
 	f.Var(&mods, "initramfs-module", "kernel module the built initramfs loads, with its dependencies (repeatable; as the treefile's initramfs-modules)")
 	pub := addPublishFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("compose commit: expected one ROOTFS directory")
+		}
+		if *branch == "" {
+			return usagef("--branch is required")
+		}
+		epoch, err := sourceDateEpoch(*sde)
+		if err != nil {
+			return err
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		signFn, post, err := pub.hooks(e)
+		if err != nil {
+			return err
+		}
+		var ts time.Time
+		if epoch != nil {
+			ts = time.Unix(*epoch, 0)
+		}
+		commit, pp, err := compose.CommitRootfs(ctx, compose.RootfsOptions{
+			Rootfs: pos[0], Repo: r, Branch: *branch, Subject: *subject, Version: *version, Timestamp: ts,
+			Sign: signFn, PostCommit: post, InitramfsModules: mods,
+		})
+		if err != nil {
+			return fmt.Errorf("compose commit %s: %w", pos[0], err)
+		}
+		for _, n := range pp.Notes {
+			e.printf("%s\n", n)
+		}
+		e.printf("%s\n", commit)
+		return nil
 	}
-	if len(pos) != 1 {
-		return usagef("compose commit: expected one ROOTFS directory")
-	}
-	if *branch == "" {
-		return usagef("--branch is required")
-	}
-	epoch, err := sourceDateEpoch(*sde)
-	if err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	signFn, post, err := pub.hooks(e)
-	if err != nil {
-		return err
-	}
-	var ts time.Time
-	if epoch != nil {
-		ts = time.Unix(*epoch, 0)
-	}
-	commit, pp, err := compose.CommitRootfs(ctx, compose.RootfsOptions{
-		Rootfs: pos[0], Repo: r, Branch: *branch, Subject: *subject, Version: *version, Timestamp: ts,
-		Sign: signFn, PostCommit: post, InitramfsModules: mods,
-	})
-	if err != nil {
-		return fmt.Errorf("compose commit %s: %w", pos[0], err)
-	}
-	for _, n := range pp.Notes {
-		e.printf("%s\n", n)
-	}
-	e.printf("%s\n", commit)
-	return nil
 }
 
-func composeImage(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "compose image", "--repo DIR --ref REF --output disk.raw [--size 2G] [--bootloader extlinux|grub2] [--karg ARG]... [--format raw|qcow2] [--remote NAME [--remote-url URL] [--no-gpg-verify]] [--os NAME]")
+func composeImage(f *flagSet) runFunc {
 	open := repoFlag(f)
 	ref := f.String("ref", "", "branch of the repository to deploy (required)")
 	output := f.String("output", "", "image file to write (required); it appears only when complete")
@@ -188,42 +190,42 @@ func composeImage(ctx context.Context, e *env, args []string) error {
 	var kargs stringList
 	f.Var(&kargs, "karg", "kernel argument, e.g. console=ttyS0 (repeatable; root= and ostree= are set)")
 	f.Var(&kargs, "kargs", "same as --karg")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("compose image: unexpected argument %q", pos[0])
-	}
-	if *ref == "" || *output == "" {
-		return usagef("--ref and --output are required")
-	}
-	var sz int64
-	if *size != "" {
-		if sz, err = image.ParseSize(*size); err != nil {
-			return usagef("--size: %v", err)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 0 {
+			return usagef("compose image: unexpected argument %q", pos[0])
 		}
+		if *ref == "" || *output == "" {
+			return usagef("--ref and --output are required")
+		}
+		var sz int64
+		if *size != "" {
+			if sz, err = image.ParseSize(*size); err != nil {
+				return usagef("--size: %v", err)
+			}
+		}
+		epoch, err := sourceDateEpoch(*sde)
+		if err != nil {
+			return err
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		opts := image.Options{
+			Repo: r, Ref: *ref, Output: *output, Size: sz, Bootloader: *bl, Kargs: kargs, Format: *format,
+			OS: *osName, Remote: *remoteName, RemoteURL: *remoteURL, NoGPGVerify: *noVerify, Log: e.stdout,
+		}
+		if epoch != nil {
+			opts.SourceDateEpoch = *epoch
+		}
+		res, err := image.Build(ctx, opts)
+		if err != nil {
+			return err
+		}
+		e.printf("Image %s: commit %s, kernel %s, %d MiB, root UUID %s\n", *output, res.Commit, res.KernelVer, res.Size>>20, res.RootUUID)
+		return nil
 	}
-	epoch, err := sourceDateEpoch(*sde)
-	if err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	opts := image.Options{
-		Repo: r, Ref: *ref, Output: *output, Size: sz, Bootloader: *bl, Kargs: kargs, Format: *format,
-		OS: *osName, Remote: *remoteName, RemoteURL: *remoteURL, NoGPGVerify: *noVerify, Log: e.stdout,
-	}
-	if epoch != nil {
-		opts.SourceDateEpoch = *epoch
-	}
-	res, err := image.Build(ctx, opts)
-	if err != nil {
-		return err
-	}
-	e.printf("Image %s: commit %s, kernel %s, %d MiB, root UUID %s\n", *output, res.Commit, res.KernelVer, res.Size>>20, res.RootUUID)
-	return nil
 }

@@ -12,23 +12,22 @@ import (
 // os-update-health-check.service runs after boot. Exit status 0 for a
 // healthy boot, 1 for an unhealthy one (the daemon may have rolled back
 // and started a reboot).
-func hostHealthCheck(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "health-check", "[--no-reboot]")
+func hostHealthCheck(f *flagSet) runFunc {
 	t := addTxnFlags(f, false)
 	noReboot := f.Bool("no-reboot", false, "on a rollback, do not reboot (the previous deployment boots next time)")
-	if pos, err := f.parse(args); err != nil {
+	return func(ctx context.Context, e *env, pos []string) error {
+		if len(pos) > 0 {
+			return usagef("health-check takes no arguments")
+		}
+		// At boot another transaction (a timer's) may be running: queue.
+		*t.wait = true
+		opts := t.options(nil)
+		if !*noReboot {
+			opts[api.OptReboot] = dbus.MakeVariant(true)
+		}
+		_, err := runTransaction(ctx, e, t, "HealthCheck", opts)
 		return err
-	} else if len(pos) > 0 {
-		return usagef("health-check takes no arguments")
 	}
-	// At boot another transaction (a timer's) may be running: queue.
-	*t.wait = true
-	opts := t.options(nil)
-	if !*noReboot {
-		opts[api.OptReboot] = dbus.MakeVariant(true)
-	}
-	_, err := runTransaction(ctx, e, t, "HealthCheck", opts)
-	return err
 }
 
 // printVerdict shows a deployment's last boot verdict in status.

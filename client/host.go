@@ -16,51 +16,78 @@ import (
 )
 
 // hostCommands talk to os-updated over D-Bus.
-func hostCommands() map[string]command {
-	return map[string]command{
-		"status":       {"show deployments and the daemon's state", hostStatus},
-		"upgrade":      {"update to the newest commit of the booted origin", hostUpgrade},
-		"rollback":     {"make the previous deployment the default", hostRollback},
-		"rebase":       {"switch to another remote:ref", hostRebase},
-		"deploy":       {"deploy a given version or checksum of the current origin", hostDeploy},
-		"kargs":        {"change kernel arguments of the default deployment", hostKargs},
-		"cleanup":      {"remove deployments and cached data", hostCleanup},
-		"cancel":       {"cancel the running transaction", hostCancel},
-		"automatic":    {"run the automatic update policy now (what the timer runs)", hostAutomatic},
-		"history":      {"list past transactions", hostHistory},
-		"health-check": {"run the boot health checks; roll back an unhealthy new deployment (docs/health.md)", hostHealthCheck},
-		"install":      {"layer packages on the base commit", hostInstall},
-		"uninstall":    {"remove layered packages", hostUninstall},
-		"override": {"change base packages", runGroup("override", map[string]command{
-			"remove":  {"remove base packages", hostOverrideRemove},
-			"replace": {"replace base packages with local .rpm files or NEVRAs from the repositories", hostOverrideReplace},
-			"reset":   {"drop overrides of packages (--all: every override)", hostOverrideReset},
-		})},
-		"db": {"compare the packages of two commits (db diff)", runGroup("db", map[string]command{"diff": {"show packages added, removed and changed between two commits", hostDbDiff}})},
-	}
-}
+func hostCommands() []command {
+	cmds := []command{
+		{use: "status", short: "show deployments and the daemon's state", run: hostStatus, long: `Show the daemon's state (idle or the running transaction), the automatic
+update policy, an update found by the last check, and every deployment: the
+booted one marked with ●, then pending, staged, rollback and pinned ones,
+with version, commit, layered packages and (with --verbose) kernel arguments
+and signatures. --json prints the status document (format: docs/daemon.md).`},
+		{use: "upgrade", short: "update to the newest commit of the booted origin", run: hostUpgrade, long: `Pull the booted deployment's origin (a remote ref or a container image),
+verifying its signatures, and deploy it as the new default; the current
+deployment stays as the rollback. Layered packages are applied to the new
+base in the same transaction.
 
-// busFlag adds --bus-address (default $OS_UPDATE_BUS_ADDRESS, else the
-// system bus) and returns a connector.
-func busFlag(f *flagSet) func() (*dbus.Conn, error) {
-	addr := f.String("bus-address", os.Getenv("OS_UPDATE_BUS_ADDRESS"), "D-Bus address of the bus os-updated serves on (default: the system bus)")
-	return func() (*dbus.Conn, error) {
-		var conn *dbus.Conn
-		var err error
-		if *addr == "" {
-			conn, err = dbus.ConnectSystemBus()
-		} else {
-			conn, err = dbus.Connect(*addr)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("connect to the bus: %w", err)
-		}
-		return conn, nil
+--check only fetches the signed commit and exits 77 when there is no update;
+--preview also lists the package changes; --download-only fetches the update
+without deploying it; --stage deploys it so that it becomes the default only
+when the system shuts down.`},
+		{use: "rollback", short: "make the previous deployment the default", run: hostRollback, long: `Swap the default and the rollback deployments, so that the next boot
+starts the previous one. Nothing is deleted.`},
+		{use: "rebase REMOTE:REF|IMAGE-REFERENCE", short: "switch to another remote:ref or container image", run: hostRebase, long: `Deploy the newest commit of another ref, and follow it from now on.
+The target is REMOTE:REF, or a container image reference:
+ostree-unverified-registry:HOST/NAME:TAG, ostree-unverified-image:TRANSPORT:NAME
+or ostree-remote-image:REMOTE:TRANSPORT:NAME (signature checked with the
+remote's keys).`},
+		{use: "deploy VERSION|CHECKSUM", short: "deploy a given version or checksum of the current origin", run: hostDeploy, long: `Deploy a given commit of the booted deployment's origin, named by its
+version or by its checksum (or a prefix of at least 4 hex characters), as
+the new default. The origin keeps following its ref.`},
+		{use: "kargs", short: "show or change kernel arguments of the default deployment", run: hostKargs, long: `Without options, print the kernel arguments of the default deployment.
+With --append, --delete or --replace (each repeatable), write a new
+deployment of the same commit with the changed arguments.`},
+		{use: "cleanup", short: "remove deployments and cached data", run: hostCleanup, long: `Remove what is named: the rollback or pending deployment, cached update
+metadata and partial downloads (--cache), remote refs that no deployment
+follows (--refs), or the layering package cache (--rpm-cache).`},
+		{use: "cancel", short: "cancel the running transaction", run: hostCancel, long: `Cancel the daemon's running transaction (its initiator or root may).
+A cancelled download keeps what it verified for the next try.`},
+		{use: "automatic", short: "run the automatic update policy now (what the timer runs)", run: hostAutomatic, long: `Run the daemon's automatic update policy now, as the os-update-automatic
+timer does: with policy "check", look for an update and record it; with
+"stage", download and stage it. Prints the result, "No update available."
+when there is nothing new, or that automatic updates are disabled (policy
+"none").`},
+		{use: "history", short: "list past transactions", run: hostHistory, long: `List past transactions, newest first: id, start time, kind, the uid that
+started it, the result, the commits before and after, and the error of a
+failed one.`},
+		{use: "health-check", short: "run the boot health checks; roll back an unhealthy new deployment", run: hostHealthCheck, long: `Run the boot health checks through the daemon, as
+os-update-health-check.service does after boot (see docs/health.md). Exit
+status 0 for a healthy boot, 1 for an unhealthy one: then the daemon rolls
+back a new deployment that failed and, unless --no-reboot, reboots into the
+previous one. A running transaction (a timer's) is waited for.`},
+		{use: "install PKG...|FILE.rpm...", short: "layer packages on the base commit", run: hostPkgChange(true), long: `Layer packages on the base commit: from the configured repositories by
+name, or local .rpm files. One transaction builds a derived commit and
+deploys it; later upgrades apply the request to their new base.`},
+		{use: "uninstall PKG...", short: "remove layered packages", run: hostPkgChange(false), long: `Remove layered packages (installed by "install") and deploy the result.
+Removing the last one deploys the plain base again.`},
+		{use: "override", short: "change base packages", long: `Remove base packages, replace them with other versions, or drop such
+overrides again. Each subcommand is one transaction that deploys a new
+derived commit.`, sub: []command{
+			{use: "remove PKG...", short: "remove base packages", run: hostOverrideRemove},
+			{use: "replace FILE.rpm...|NAME-VERSION-RELEASE.ARCH...", short: "replace base packages with local .rpm files or NEVRAs from the repositories", run: hostOverrideReplace},
+			{use: "reset PKG...|--all", short: "drop overrides of packages (--all: every override)", run: hostOverrideReset},
+		}},
+		{use: "db", short: "compare the packages of two commits", long: `Inspect the package database of deployments.`, sub: []command{
+			{use: "diff [FROM [TO]]", short: "show packages added, removed and changed between two commits", run: hostDbDiff, long: `Compare the package lists of two commits, from the older to the newer:
+without arguments from the current deployment to the pending or staged one
+(when nothing is pending: from the rollback deployment to the current one).
+With only FROM, TO is the deployment that boots next. FROM and TO are
+versions or checksums (prefixes) of a deployment, versions in a
+deployment's history, or refs.`},
+		}},
 	}
-}
-
-func sysrootObject(conn *dbus.Conn) dbus.BusObject {
-	return conn.Object(api.BusName, api.ObjectPath)
+	for i := range cmds {
+		cmds[i].group = groupHost
+	}
+	return cmds
 }
 
 // dbusError turns a D-Bus error into a one-line reason.
@@ -78,38 +105,36 @@ func dbusError(err error) error {
 	return err
 }
 
-func hostStatus(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "status", "[--json] [-v]")
-	connect := busFlag(f)
+func hostStatus(f *flagSet) runFunc {
+	bus := busFlag(f)
 	asJSON := f.Bool("json", false, "print the status document as JSON (format: docs/daemon.md)")
-	verbose := f.Bool("v", false, "more detail")
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	conn, err := connect()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var doc string
-	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".GetStatus", 0).Store(&doc); err != nil {
-		return dbusError(err)
-	}
-	if *asJSON {
-		var v any
-		if err := json.Unmarshal([]byte(doc), &v); err != nil {
+	verbose := f.BoolP("verbose", "v", false, "more detail: kernel arguments, serials, signatures, installed packages")
+	return func(ctx context.Context, e *env, args []string) error {
+		conn, err := bus.connect(ctx)
+		if err != nil {
 			return err
 		}
-		b, _ := json.MarshalIndent(v, "", "  ")
-		e.printf("%s\n", b)
+		defer conn.Close()
+		var doc string
+		if err := conn.call(ctx, api.ObjectPath, api.SysrootIface+".GetStatus").Store(&doc); err != nil {
+			return dbusError(err)
+		}
+		if *asJSON {
+			var v any
+			if err := json.Unmarshal([]byte(doc), &v); err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent(v, "", "  ")
+			e.printf("%s\n", b)
+			return nil
+		}
+		var st api.Status
+		if err := json.Unmarshal([]byte(doc), &st); err != nil {
+			return fmt.Errorf("status document: %w", err)
+		}
+		printStatus(e, &st, *verbose)
 		return nil
 	}
-	var st api.Status
-	if err := json.Unmarshal([]byte(doc), &st); err != nil {
-		return fmt.Errorf("status document: %w", err)
-	}
-	printStatus(e, &st, *verbose)
-	return nil
 }
 
 func printStatus(e *env, st *api.Status, verbose bool) {
@@ -220,47 +245,45 @@ func fmtTime(unix int64) string {
 	return time.Unix(unix, 0).UTC().Format("2006-01-02T15:04:05Z")
 }
 
-func hostHistory(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "history", "[--json] [-n N]")
-	connect := busFlag(f)
+func hostHistory(f *flagSet) runFunc {
+	bus := busFlag(f)
 	asJSON := f.Bool("json", false, "print JSON (format: docs/daemon.md)")
-	limit := f.Uint("n", 20, "at most N entries, newest first (0: all)")
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	conn, err := connect()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var doc string
-	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".History", 0, uint32(*limit)).Store(&doc); err != nil {
-		return dbusError(err)
-	}
-	if *asJSON {
-		e.printf("%s\n", doc)
+	limit := f.UintP("limit", "n", 20, "at most N entries, newest first (0: all)")
+	return func(ctx context.Context, e *env, args []string) error {
+		conn, err := bus.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var doc string
+		if err := conn.call(ctx, api.ObjectPath, api.SysrootIface+".History", uint32(*limit)).Store(&doc); err != nil {
+			return dbusError(err)
+		}
+		if *asJSON {
+			e.printf("%s\n", doc)
+			return nil
+		}
+		var h []api.HistoryEntry
+		if err := json.Unmarshal([]byte(doc), &h); err != nil {
+			return err
+		}
+		for _, x := range h {
+			e.printf("%4d %s %-9s uid=%-5d %-11s", x.ID, fmtTime(x.Start), x.Kind, x.CallerUID, x.Result)
+			switch {
+			case x.To != "":
+				e.printf(" %s -> %s", shortSum(x.From), shortSum(x.To))
+			case x.From != "":
+				// Nothing was brought in (a check, a failure): only where
+				// the system was.
+				e.printf(" at %s", shortSum(x.From))
+			}
+			if x.Error != "" {
+				e.printf(" (%s)", x.Error)
+			}
+			e.printf("\n")
+		}
 		return nil
 	}
-	var h []api.HistoryEntry
-	if err := json.Unmarshal([]byte(doc), &h); err != nil {
-		return err
-	}
-	for _, x := range h {
-		e.printf("%4d %s %-9s uid=%-5d %-11s", x.ID, fmtTime(x.Start), x.Kind, x.CallerUID, x.Result)
-		switch {
-		case x.To != "":
-			e.printf(" %s -> %s", shortSum(x.From), shortSum(x.To))
-		case x.From != "":
-			// Nothing was brought in (a check, a failure): only where
-			// the system was.
-			e.printf(" at %s", shortSum(x.From))
-		}
-		if x.Error != "" {
-			e.printf(" (%s)", x.Error)
-		}
-		e.printf("\n")
-	}
-	return nil
 }
 
 func shortSum(c string) string {
@@ -275,13 +298,13 @@ func shortSum(c string) string {
 
 // txnFlags are shared by mutating commands.
 type txnFlags struct {
-	connect func() (*dbus.Conn, error)
-	reboot  *bool
-	wait    *bool
+	bus    *busOptions
+	reboot *bool
+	wait   *bool
 }
 
 func addTxnFlags(f *flagSet, reboot bool) txnFlags {
-	t := txnFlags{connect: busFlag(f)}
+	t := txnFlags{bus: busFlag(f)}
 	if reboot {
 		t.reboot = f.Bool("reboot", false, "reboot when the change is in place")
 	}
@@ -304,75 +327,117 @@ func (t txnFlags) options(extra map[string]any) map[string]dbus.Variant {
 }
 
 // runTransaction calls a mutating method and follows its transaction to
-// the end, rendering progress. Interrupting the client cancels the
-// transaction; the daemon finishes cleanly either way.
+// the end, rendering progress. Interrupting the client (SIGINT, SIGTERM)
+// cancels the transaction; the daemon finishes cleanly either way.
 func runTransaction(ctx context.Context, e *env, t txnFlags, method string, args ...any) (string, error) {
-	conn, err := t.connect()
+	conn, err := t.bus.connect(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
 	// Subscribe before calling, so no signal of our transaction is missed.
-	if err := conn.AddMatchSignal(dbus.WithMatchPathNamespace(api.TransactionPathPrefix)); err != nil {
+	if err := conn.addMatch(ctx, dbus.WithMatchPathNamespace(api.TransactionPathPrefix)); err != nil {
 		return "", fmt.Errorf("subscribe to transaction signals: %w", err)
 	}
-	if err := conn.AddMatchSignal(dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"),
+	if err := conn.addMatch(ctx, dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"),
 		dbus.WithMatchArg(0, api.BusName)); err != nil {
-		return "", err
+		return "", fmt.Errorf("subscribe to transaction signals: %w", err)
 	}
 	signals := make(chan *dbus.Signal, 64)
 	conn.Signal(signals)
+	// The call is not tied to ctx: interrupted while it is on its way, the
+	// client still waits for the reply (at most --timeout; a second signal
+	// ends the client at once) to cancel the transaction the call started.
+	reply := make(chan *dbus.Call, 1)
+	go func() { reply <- conn.call(context.Background(), api.ObjectPath, api.SysrootIface+"."+method, args...) }()
+	var call *dbus.Call
+	select {
+	case call = <-reply:
+	case <-ctx.Done():
+		fmt.Fprintln(e.stderr, "Cancelling...")
+		if call = <-reply; call.Err == nil {
+			var path dbus.ObjectPath
+			if call.Store(&path) == nil {
+				return "", cancelTransaction(e, conn, signals, path)
+			}
+		}
+		return "", errInterrupted
+	}
 	var path dbus.ObjectPath
-	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+"."+method, 0, args...).Store(&path); err != nil {
+	if err := call.Store(&path); err != nil {
 		return "", dbusError(err)
 	}
 	return follow(ctx, e, conn, signals, path)
 }
 
+// cancelTransaction cancels the transaction at path and waits (at most
+// the timeout) until the daemon reports its end: the error is the
+// daemon's ("cancelled"), nil when the transaction had already succeeded.
+func cancelTransaction(e *env, conn *busConn, signals chan *dbus.Signal, path dbus.ObjectPath) error {
+	if err := conn.call(context.Background(), path, api.TransactionIface+".Cancel").Err; err != nil {
+		return fmt.Errorf("interrupted; cancelling transaction %s failed: %w", path, dbusError(err))
+	}
+	deadline := time.After(conn.timeout)
+	for {
+		select {
+		case sig, ok := <-signals:
+			if !ok {
+				return errors.New("interrupted; lost the connection to the bus while cancelling")
+			}
+			if sig.Path == path && sig.Name == api.TransactionIface+".Finished" {
+				if ok, _ := sig.Body[0].(bool); ok {
+					return nil // it was done before the cancel arrived
+				}
+				msg, _ := sig.Body[1].(string)
+				return errors.New(msg) // "cancelled"
+			}
+		case <-deadline:
+			return fmt.Errorf("interrupted; os-updated did not confirm the cancel of %s within %s", path, conn.timeout)
+		}
+	}
+}
+
 // followTransaction follows a transaction started elsewhere; it reads the
 // transaction's properties first, since signals may already have passed.
 func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.ObjectPath) (string, error) {
-	conn, err := t.connect()
+	conn, err := t.bus.connect(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	if err := conn.AddMatchSignal(dbus.WithMatchObjectPath(path)); err != nil {
+	if err := conn.addMatch(ctx, dbus.WithMatchObjectPath(path)); err != nil {
 		return "", err
 	}
 	signals := make(chan *dbus.Signal, 64)
 	conn.Signal(signals)
-	obj := conn.Object(api.BusName, path)
-	if v, err := obj.GetProperty(api.TransactionIface + ".Finished"); err == nil && v.Value().(bool) {
-		ok, _ := obj.GetProperty(api.TransactionIface + ".Success")
-		if ok.Value().(bool) {
-			outcome := ""
-			if v, err := obj.GetProperty(api.TransactionIface + ".Outcome"); err == nil {
-				outcome, _ = v.Value().(string)
-			}
+	prop := func(name string) any {
+		v, err := conn.prop(ctx, path, api.TransactionIface+"."+name)
+		if err != nil {
+			return nil
+		}
+		return v.Value()
+	}
+	if finished, _ := prop("Finished").(bool); finished {
+		if ok, _ := prop("Success").(bool); ok {
+			outcome, _ := prop("Outcome").(string)
 			return outcome, nil
 		}
-		msg, _ := obj.GetProperty(api.TransactionIface + ".Error")
-		return "", fmt.Errorf("%v", msg.Value())
+		return "", fmt.Errorf("%v", prop("Error"))
 	}
 	return follow(ctx, e, conn, signals, path)
 }
 
-// follow renders a transaction's signals until it finishes.
-func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Signal, path dbus.ObjectPath) (string, error) {
+// follow renders a transaction's signals until it finishes. Interrupted,
+// it cancels the transaction and waits for the daemon to confirm.
+func follow(ctx context.Context, e *env, conn *busConn, signals chan *dbus.Signal, path dbus.ObjectPath) (string, error) {
 	bar := newRenderer(e.stdout, false)
 	defer bar.Done()
-	cancelled := false
 	for {
 		select {
 		case <-ctx.Done():
-			if !cancelled {
-				cancelled = true
-				bar.Clear()
-				fmt.Fprintln(e.stderr, "Cancelling...")
-				conn.Object(api.BusName, path).Call(api.TransactionIface+".Cancel", 0)
-			}
-			ctx = context.Background()
+			bar.Clear()
+			fmt.Fprintln(e.stderr, "Cancelling...")
+			return "", cancelTransaction(e, conn, signals, path)
 		case sig, ok := <-signals:
 			if !ok {
 				return "", errors.New("lost the connection to the bus")
@@ -405,7 +470,7 @@ func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Sig
 					return "", errors.New(msg)
 				}
 				var outcome string
-				if v, err := conn.Object(api.BusName, path).GetProperty(api.TransactionIface + ".Outcome"); err == nil {
+				if v, err := conn.prop(ctx, path, api.TransactionIface+".Outcome"); err == nil {
 					outcome, _ = v.Value().(string)
 				}
 				return outcome, nil
@@ -414,172 +479,156 @@ func follow(ctx context.Context, e *env, conn *dbus.Conn, signals chan *dbus.Sig
 	}
 }
 
-func hostUpgrade(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "upgrade", "[--check | --preview | --download-only | --stage] [--allow-downgrade] [--reboot]")
+func hostUpgrade(f *flagSet) runFunc {
 	t := addTxnFlags(f, true)
 	allowDowngrade := f.Bool("allow-downgrade", false, "accept a commit older than the current one")
 	check := f.Bool("check", false, "only check for an update (exit 77 if none)")
 	preview := f.Bool("preview", false, "check and show the package changes")
 	download := f.Bool("download-only", false, "download the update, do not deploy it")
 	stage := f.Bool("stage", false, "stage the update: it becomes the default when the system shuts down")
-	if pos, err := f.parse(args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("upgrade takes no arguments")
-	}
-	outcome, err := runTransaction(ctx, e, t, "Upgrade", t.options(map[string]any{
-		api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download, api.OptStage: *stage,
-		api.OptAllowDowngrade: *allowDowngrade}))
-	if err != nil {
-		return err
-	}
-	if outcome == api.OutcomeNoUpdate {
-		e.printf("No update available.\n")
-		if *check || *preview {
-			return exitError{code: ExitNoUpdate}
+	return func(ctx context.Context, e *env, args []string) error {
+		if pos := args; len(pos) > 0 {
+			return usagef("upgrade takes no arguments")
 		}
+		outcome, err := runTransaction(ctx, e, t, "Upgrade", t.options(map[string]any{
+			api.OptCheckOnly: *check, api.OptPreview: *preview, api.OptDownloadOnly: *download, api.OptStage: *stage,
+			api.OptAllowDowngrade: *allowDowngrade}))
+		if err != nil {
+			return err
+		}
+		if outcome == api.OutcomeNoUpdate {
+			e.printf("No update available.\n")
+			if *check || *preview {
+				return exitError{code: ExitNoUpdate}
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
-func hostRollback(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "rollback", "[--reboot]")
+func hostRollback(f *flagSet) runFunc {
 	t := addTxnFlags(f, true)
-	if pos, err := f.parse(args); err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		if pos := args; len(pos) > 0 {
+			return usagef("rollback takes no arguments")
+		}
+		_, err := runTransaction(ctx, e, t, "Rollback", t.options(nil))
 		return err
-	} else if len(pos) > 0 {
-		return usagef("rollback takes no arguments")
 	}
-	_, err := runTransaction(ctx, e, t, "Rollback", t.options(nil))
-	return err
 }
 
-func hostRebase(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "rebase", "REMOTE:REF|ostree-unverified-image:IMAGE|ostree-unverified-registry:HOST/NAME:TAG|ostree-remote-image:REMOTE:IMAGE [--allow-downgrade] [--insecure] [--reboot]")
+func hostRebase(f *flagSet) runFunc {
 	t := addTxnFlags(f, true)
 	allowDowngrade := f.Bool("allow-downgrade", false, "accept a commit older than the current one")
 	insecure := f.Bool("insecure", false, "image registry over plain HTTP without TLS verification (loopback registries only)")
-	pos, err := f.parse(args)
-	if err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("want REMOTE:REF or an image reference")
+		}
+		opts := map[string]any{api.OptAllowDowngrade: *allowDowngrade}
+		if *insecure {
+			opts[api.OptInsecure] = true
+		}
+		_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(opts))
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want REMOTE:REF or an image reference")
-	}
-	opts := map[string]any{api.OptAllowDowngrade: *allowDowngrade}
-	if *insecure {
-		opts[api.OptInsecure] = true
-	}
-	_, err = runTransaction(ctx, e, t, "Rebase", pos[0], t.options(opts))
-	return err
 }
 
-func hostDeploy(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "deploy", "VERSION|CHECKSUM [--reboot]")
+func hostDeploy(f *flagSet) runFunc {
 	t := addTxnFlags(f, true)
-	pos, err := f.parse(args)
-	if err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("want VERSION or CHECKSUM")
+		}
+		_, err = runTransaction(ctx, e, t, "Deploy", pos[0], t.options(nil))
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want VERSION or CHECKSUM")
-	}
-	_, err = runTransaction(ctx, e, t, "Deploy", pos[0], t.options(nil))
-	return err
 }
 
-func hostKargs(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "kargs", "[--append K=V]... [--delete K[=V]]... [--replace K=V|K=OLD=NEW]... [--reboot]")
+func hostKargs(f *flagSet) runFunc {
 	t := addTxnFlags(f, true)
 	var app, del, rep stringList
 	f.Var(&app, "append", "add a kernel argument (repeatable)")
 	f.Var(&del, "delete", "remove a kernel argument (repeatable)")
 	f.Var(&rep, "replace", "KEY=VALUE replaces the value of KEY (which must have exactly one); KEY=OLD=NEW replaces the value OLD (repeatable)")
-	if pos, err := f.parse(args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	if len(app)+len(del)+len(rep) == 0 {
-		// Without changes, print the default deployment's arguments.
-		conn, err := t.connect()
-		if err != nil {
-			return err
+	return func(ctx context.Context, e *env, args []string) error {
+		if pos := args; len(pos) > 0 {
+			return usagef("unexpected argument %q", pos[0])
 		}
-		defer conn.Close()
-		var doc string
-		if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".GetStatus", 0).Store(&doc); err != nil {
-			return dbusError(err)
-		}
-		var st api.Status
-		if err := json.Unmarshal([]byte(doc), &st); err != nil {
-			return err
-		}
-		for _, d := range st.Deployments {
-			if d.Default {
-				e.printf("%s\n", strings.Join(d.Kargs, " "))
+		if len(app)+len(del)+len(rep) == 0 {
+			// Without changes, print the default deployment's arguments.
+			conn, err := t.bus.connect(ctx)
+			if err != nil {
+				return err
 			}
+			defer conn.Close()
+			var doc string
+			if err := conn.call(ctx, api.ObjectPath, api.SysrootIface+".GetStatus").Store(&doc); err != nil {
+				return dbusError(err)
+			}
+			var st api.Status
+			if err := json.Unmarshal([]byte(doc), &st); err != nil {
+				return err
+			}
+			for _, d := range st.Deployments {
+				if d.Default {
+					e.printf("%s\n", strings.Join(d.Kargs, " "))
+				}
+			}
+			return nil
 		}
-		return nil
+		_, err := runTransaction(ctx, e, t, "KernelArgs", t.options(map[string]any{
+			api.OptKargsAppend: []string(app), api.OptKargsDelete: []string(del), api.OptKargsReplace: []string(rep)}))
+		return err
 	}
-	_, err := runTransaction(ctx, e, t, "KernelArgs", t.options(map[string]any{
-		api.OptKargsAppend: []string(app), api.OptKargsDelete: []string(del), api.OptKargsReplace: []string(rep)}))
-	return err
 }
 
-func hostCleanup(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "cleanup", "[--rollback] [--pending] [--cache] [--refs]")
+func hostCleanup(f *flagSet) runFunc {
 	t := addTxnFlags(f, false)
 	rb := f.Bool("rollback", false, "remove the rollback deployment")
 	pending := f.Bool("pending", false, "remove the pending deployment")
 	cache := f.Bool("cache", false, "remove cached update metadata and partial downloads")
 	refs := f.Bool("refs", false, "remove remote refs no deployment follows (and what only they kept)")
 	rpmCache := f.Bool("rpm-cache", false, "empty the package cache of layering (/var/cache/os-update)")
-	if pos, err := f.parse(args); err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		if pos := args; len(pos) > 0 {
+			return usagef("unexpected argument %q", pos[0])
+		}
+		_, err := runTransaction(ctx, e, t, "Cleanup", t.options(map[string]any{
+			api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache, api.OptCleanupRefs: *refs, api.OptCleanupRPMCache: *rpmCache}))
 		return err
-	} else if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
-	_, err := runTransaction(ctx, e, t, "Cleanup", t.options(map[string]any{
-		api.OptCleanupRollback: *rb, api.OptCleanupPending: *pending, api.OptCleanupCache: *cache, api.OptCleanupRefs: *refs, api.OptCleanupRPMCache: *rpmCache}))
-	return err
 }
 
-func hostPkgChange(ctx context.Context, e *env, args []string, install bool) error {
-	name := "uninstall"
-	if install {
-		name = "install"
-	}
-	f := newFlags(e, name, "PKG...|./FILE.rpm... [--dry-run] [--reboot]")
-	t := addTxnFlags(f, true)
-	dry := f.Bool("dry-run", false, "solve and show what would change, change nothing")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return usagef("name at least one package")
-	}
-	var add, remove []string
-	if install {
-		if add, err = absRPMs(pos); err != nil {
+func hostPkgChange(install bool) func(f *flagSet) runFunc {
+	return func(f *flagSet) runFunc {
+		t := addTxnFlags(f, true)
+		dry := f.Bool("dry-run", false, "solve and show what would change, change nothing")
+		return func(ctx context.Context, e *env, pos []string) error {
+			if len(pos) == 0 {
+				return usagef("name at least one package")
+			}
+			add, remove := []string{}, []string{}
+			if install {
+				var err error
+				if add, err = absRPMs(pos); err != nil {
+					return err
+				}
+			} else {
+				remove = pos
+			}
+			var extra map[string]any
+			if *dry {
+				extra = map[string]any{api.OptDryRun: true}
+			}
+			_, err := runTransaction(ctx, e, t, "PkgChange", add, remove, t.options(extra))
 			return err
 		}
-	} else {
-		remove = pos
 	}
-	if add == nil {
-		add = []string{}
-	}
-	if remove == nil {
-		remove = []string{}
-	}
-	var extra map[string]any
-	if *dry {
-		extra = map[string]any{api.OptDryRun: true}
-	}
-	_, err = runTransaction(ctx, e, t, "PkgChange", add, remove, t.options(extra))
-	return err
 }
 
 // absRPMs makes local package files absolute (the daemon reads them); other
@@ -602,173 +651,156 @@ func absRPMs(args []string) ([]string, error) {
 	return out, nil
 }
 
-func hostOverride(ctx context.Context, e *env, args []string, name, usage string, opt func(pos []string, all bool) (map[string]any, error)) error {
-	f := newFlags(e, "override "+name, usage)
-	t := addTxnFlags(f, true)
-	var all *bool
-	if name == "reset" {
-		all = f.Bool("all", false, "drop every override")
+// hostOverride is an override subcommand: opt turns its arguments (and
+// --all, for reset) into the PkgChange options.
+func hostOverride(reset bool, opt func(pos []string, all bool) (map[string]any, error)) func(f *flagSet) runFunc {
+	return func(f *flagSet) runFunc {
+		t := addTxnFlags(f, true)
+		all := new(bool)
+		if reset {
+			all = f.Bool("all", false, "drop every override")
+		}
+		return func(ctx context.Context, e *env, pos []string) error {
+			extra, err := opt(pos, *all)
+			if err != nil {
+				return err
+			}
+			_, err = runTransaction(ctx, e, t, "PkgChange", []string{}, []string{}, t.options(extra))
+			return err
+		}
 	}
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	extra, err := opt(pos, all != nil && *all)
-	if err != nil {
-		return err
-	}
-	_, err = runTransaction(ctx, e, t, "PkgChange", []string{}, []string{}, t.options(extra))
-	return err
 }
 
-func hostOverrideRemove(ctx context.Context, e *env, args []string) error {
-	return hostOverride(ctx, e, args, "remove", "PKG... [--reboot]", func(pos []string, _ bool) (map[string]any, error) {
-		if len(pos) == 0 {
-			return nil, usagef("name at least one base package")
-		}
-		return map[string]any{api.OptOverrideRemove: pos}, nil
-	})
-}
+var hostOverrideRemove = hostOverride(false, func(pos []string, _ bool) (map[string]any, error) {
+	if len(pos) == 0 {
+		return nil, usagef("name at least one base package")
+	}
+	return map[string]any{api.OptOverrideRemove: pos}, nil
+})
 
-func hostOverrideReplace(ctx context.Context, e *env, args []string) error {
-	return hostOverride(ctx, e, args, "replace", "./PKG.rpm...|NAME-VERSION-RELEASE.ARCH... [--reboot]", func(pos []string, _ bool) (map[string]any, error) {
-		if len(pos) == 0 {
-			return nil, usagef("give at least one package")
-		}
-		files, err := absRPMs(pos)
+var hostOverrideReplace = hostOverride(false, func(pos []string, _ bool) (map[string]any, error) {
+	if len(pos) == 0 {
+		return nil, usagef("give at least one package")
+	}
+	files, err := absRPMs(pos)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{api.OptOverrideReplace: files}, nil
+})
+
+var hostOverrideReset = hostOverride(true, func(pos []string, all bool) (map[string]any, error) {
+	if all == (len(pos) > 0) {
+		return nil, usagef("name packages or give --all")
+	}
+	if all {
+		return map[string]any{api.OptOverrideResetAll: true}, nil
+	}
+	return map[string]any{api.OptOverrideReset: pos}, nil
+})
+
+func hostCancel(f *flagSet) runFunc {
+	bus := busFlag(f)
+	return func(ctx context.Context, e *env, args []string) error {
+		conn, err := bus.connect(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return map[string]any{api.OptOverrideReplace: files}, nil
-	})
-}
-
-func hostOverrideReset(ctx context.Context, e *env, args []string) error {
-	return hostOverride(ctx, e, args, "reset", "PKG...|--all [--reboot]", func(pos []string, all bool) (map[string]any, error) {
-		if all == (len(pos) > 0) {
-			return nil, usagef("name packages or give --all")
+		defer conn.Close()
+		v, err := conn.prop(ctx, api.ObjectPath, api.SysrootIface+".ActiveTransaction")
+		if err != nil {
+			return dbusError(err)
 		}
-		if all {
-			return map[string]any{api.OptOverrideResetAll: true}, nil
+		path, _ := v.Value().(dbus.ObjectPath)
+		if path == "" || path == "/" {
+			e.printf("No transaction is running.\n")
+			return nil
 		}
-		return map[string]any{api.OptOverrideReset: pos}, nil
-	})
-}
-
-func hostInstall(ctx context.Context, e *env, args []string) error {
-	return hostPkgChange(ctx, e, args, true)
-}
-
-func hostUninstall(ctx context.Context, e *env, args []string) error {
-	return hostPkgChange(ctx, e, args, false)
-}
-
-func hostCancel(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "cancel", "")
-	connect := busFlag(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	conn, err := connect()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	v, err := sysrootObject(conn).GetProperty(api.SysrootIface + ".ActiveTransaction")
-	if err != nil {
-		return dbusError(err)
-	}
-	path, _ := v.Value().(dbus.ObjectPath)
-	if path == "" || path == "/" {
-		e.printf("No transaction is running.\n")
+		if err := conn.call(ctx, path, api.TransactionIface+".Cancel").Err; err != nil {
+			return dbusError(err)
+		}
+		e.printf("Cancelled %s\n", path)
 		return nil
 	}
-	if err := conn.Object(api.BusName, path).CallWithContext(ctx, api.TransactionIface+".Cancel", 0).Err; err != nil {
-		return dbusError(err)
-	}
-	e.printf("Cancelled %s\n", path)
-	return nil
 }
 
-func hostDbDiff(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "db diff", "[FROM [TO]] [--json]")
-	connect := busFlag(f)
+func hostDbDiff(f *flagSet) runFunc {
+	bus := busFlag(f)
 	asJSON := f.Bool("json", false, "print JSON (format: docs/daemon.md)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	var from, to string
-	switch len(pos) {
-	case 0:
-	case 1:
-		from = pos[0]
-	case 2:
-		from, to = pos[0], pos[1]
-	default:
-		return usagef("give at most FROM and TO (versions or checksums)")
-	}
-	conn, err := connect()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var doc string
-	if err := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".DbDiff", 0, from, to).Store(&doc); err != nil {
-		return dbusError(err)
-	}
-	if *asJSON {
-		e.printf("%s\n", doc)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		var from, to string
+		switch len(pos) {
+		case 0:
+		case 1:
+			from = pos[0]
+		case 2:
+			from, to = pos[0], pos[1]
+		default:
+			return usagef("give at most FROM and TO (versions or checksums)")
+		}
+		conn, err := bus.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		var doc string
+		if err := conn.call(ctx, api.ObjectPath, api.SysrootIface+".DbDiff", from, to).Store(&doc); err != nil {
+			return dbusError(err)
+		}
+		if *asJSON {
+			e.printf("%s\n", doc)
+			return nil
+		}
+		var d api.PackageDiff
+		if err := json.Unmarshal([]byte(doc), &d); err != nil {
+			return err
+		}
+		e.printf("ostree diff commit from: %s\nostree diff commit to:   %s\n", d.From, d.To)
+		for _, c := range d.Upgraded {
+			e.printf("Upgraded:   %s -> %s\n", c.From, c.To)
+		}
+		for _, c := range d.Downgraded {
+			e.printf("Downgraded: %s -> %s\n", c.From, c.To)
+		}
+		for _, p := range d.Removed {
+			e.printf("Removed:    %s\n", p)
+		}
+		for _, p := range d.Added {
+			e.printf("Added:      %s\n", p)
+		}
 		return nil
 	}
-	var d api.PackageDiff
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return err
-	}
-	e.printf("ostree diff commit from: %s\nostree diff commit to:   %s\n", d.From, d.To)
-	for _, c := range d.Upgraded {
-		e.printf("Upgraded:   %s -> %s\n", c.From, c.To)
-	}
-	for _, c := range d.Downgraded {
-		e.printf("Downgraded: %s -> %s\n", c.From, c.To)
-	}
-	for _, p := range d.Removed {
-		e.printf("Removed:    %s\n", p)
-	}
-	for _, p := range d.Added {
-		e.printf("Added:      %s\n", p)
-	}
-	return nil
 }
 
-func hostAutomatic(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "automatic", "")
+func hostAutomatic(f *flagSet) runFunc {
 	t := addTxnFlags(f, false)
-	if pos, err := f.parse(args); err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		if pos := args; len(pos) > 0 {
+			return usagef("automatic takes no arguments")
+		}
+		conn, err := t.bus.connect(ctx)
+		if err != nil {
+			return err
+		}
+		var enabled bool
+		var path dbus.ObjectPath
+		call := conn.call(ctx, api.ObjectPath, api.SysrootIface+".AutomaticUpdateTrigger", t.options(nil))
+		err = call.Store(&enabled, &path)
+		conn.Close()
+		if err != nil {
+			return dbusError(err)
+		}
+		if !enabled {
+			e.printf("Automatic updates are disabled (policy none).\n")
+			return nil
+		}
+		// Follow the transaction the daemon started.
+		outcome, err := followTransaction(ctx, e, t, path)
+		if err == nil && outcome == api.OutcomeNoUpdate {
+			e.printf("No update available.\n")
+		}
 		return err
-	} else if len(pos) > 0 {
-		return usagef("automatic takes no arguments")
 	}
-	conn, err := t.connect()
-	if err != nil {
-		return err
-	}
-	var enabled bool
-	var path dbus.ObjectPath
-	call := sysrootObject(conn).CallWithContext(ctx, api.SysrootIface+".AutomaticUpdateTrigger", 0, t.options(nil))
-	err = call.Store(&enabled, &path)
-	conn.Close()
-	if err != nil {
-		return dbusError(err)
-	}
-	if !enabled {
-		e.printf("Automatic updates are disabled (policy none).\n")
-		return nil
-	}
-	// Follow the transaction the daemon started.
-	outcome, err := followTransaction(ctx, e, t, path)
-	if err == nil && outcome == api.OutcomeNoUpdate {
-		e.printf("No update available.\n")
-	}
-	return err
 }

@@ -17,62 +17,66 @@ import (
 	"github.com/osupdate/os-update/sysroot"
 )
 
-func repoCommands() map[string]command {
-	cmds := map[string]command{
-		"init":      {"create a repository", repoInit},
-		"commit":    {"commit a directory tree", repoCommit},
-		"checkout":  {"check a commit out into a directory", repoCheckout},
-		"fsck":      {"verify every object and reference", repoFsck},
-		"prune":     {"delete unreachable objects", repoPrune},
-		"log":       {"show a commit and its ancestors", repoLog},
-		"show":      {"show a commit", repoShow},
-		"ls":        {"list files in a commit", repoLs},
-		"cat":       {"print a file of a commit", repoCat},
-		"refs":      {"list, create or delete refs", repoRefs},
-		"rev-parse": {"print the checksum a revision names", repoRevParse},
+func repoCommands() []command {
+	cmds := []command{
+		{use: "init", short: "create a repository", run: repoInit},
+		{use: "commit [PATH]", short: "commit a directory tree", run: repoCommit},
+		{use: "checkout REV DEST", short: "check a commit out into a directory", run: repoCheckout},
+		{use: "fsck", short: "verify every object and reference", run: repoFsck},
+		{use: "prune", short: "delete unreachable objects", run: repoPrune},
+		{use: "log REV", short: "show a commit and its ancestors", run: repoLog},
+		{use: "show REV", short: "show a commit", run: repoShow},
+		{use: "ls REV [PATH...]", short: "list files in a commit", run: repoLs},
+		{use: "cat REV PATH...", short: "print a file of a commit", run: repoCat},
+		{use: "refs [PREFIX]", short: "list, create or delete refs", run: repoRefs},
+		{use: "rev-parse REV", short: "print the checksum a revision names", run: repoRevParse},
 	}
 	// Each feature area registers its subcommands in its own file.
-	for _, more := range []map[string]command{repoSyncCommands(), repoDeltaCommands(), repoContainerCommands()} {
-		for name, c := range more {
-			cmds[name] = c
-		}
-	}
+	cmds = append(cmds, repoSyncCommands()...)
+	cmds = append(cmds, repoDeltaCommands()...)
+	cmds = append(cmds, repoContainerCommands()...)
 	return cmds
+}
+
+// errNoRepo is the usage error of a repository command without one.
+var errNoRepo = usagef("--repo is required (or set OSTREE_REPO)")
+
+// repoPathFlag adds --repo, by default $OSTREE_REPO as with ostree.
+func repoPathFlag(f *flagSet, usage string) *string {
+	return f.String("repo", os.Getenv("OSTREE_REPO"), usage+" (default: $OSTREE_REPO; required)")
 }
 
 // repoFlag adds --repo and returns a function that opens it.
 func repoFlag(f *flagSet) func() (*repo.Repo, error) {
-	p := f.String("repo", "", "path to the repository (required)")
+	p := repoPathFlag(f, "path to the repository")
 	return func() (*repo.Repo, error) {
 		if *p == "" {
-			return nil, usagef("--repo is required")
+			return nil, errNoRepo
 		}
 		return repo.Open(*p)
 	}
 }
 
-func repoInit(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo init", "--repo DIR [--mode=bare|archive|bare-user-only]")
-	p := f.String("repo", "", "path of the repository to create (required)")
+func repoInit(f *flagSet) runFunc {
+	p := repoPathFlag(f, "path of the repository to create")
 	mode := f.String("mode", "bare", "repository mode: bare, archive (archive-z2), bare-user-only")
-	if _, err := f.parse(args); err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		if *p == "" {
+			return errNoRepo
+		}
+		m, err := repo.ParseMode(*mode)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if m == repo.ModeBareUser {
+			return fmt.Errorf("mode bare-user is not supported: use bare-user-only or bare")
+		}
+		r, err := repo.Init(*p, m)
+		if err != nil {
+			return err
+		}
+		return r.Close()
 	}
-	if *p == "" {
-		return usagef("--repo is required")
-	}
-	m, err := repo.ParseMode(*mode)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if m == repo.ModeBareUser {
-		return fmt.Errorf("mode bare-user is not supported: use bare-user-only or bare")
-	}
-	r, err := repo.Init(*p, m)
-	if err != nil {
-		return err
-	}
-	return r.Close()
 }
 
 // parseTime accepts RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC), and Unix
@@ -89,16 +93,12 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("invalid time %q: want RFC 3339 or Unix seconds", s)
 }
 
-func repoCommit(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo commit", "--repo DIR -b BRANCH [OPTIONS] [--tree=dir=PATH | PATH]")
+func repoCommit(f *flagSet) runFunc {
 	open := repoFlag(f)
 	var branch, subject, body, tree, parent, timestamp string
-	f.StringVar(&branch, "b", "", "branch (ref) to commit to")
-	f.StringVar(&branch, "branch", "", "branch (ref) to commit to")
-	f.StringVar(&subject, "s", "", "one-line subject")
-	f.StringVar(&subject, "subject", "", "one-line subject")
-	f.StringVar(&body, "m", "", "full description")
-	f.StringVar(&body, "body", "", "full description")
+	f.StringVarP(&branch, "branch", "b", "", "branch (ref) to commit to")
+	f.StringVarP(&subject, "subject", "s", "", "one-line subject")
+	f.StringVarP(&body, "body", "m", "", "full description")
 	f.StringVar(&tree, "tree", "", "dir=PATH: the directory to commit")
 	f.StringVar(&parent, "parent", "", "parent commit (default: the branch's current commit)")
 	f.StringVar(&timestamp, "timestamp", "", "commit time (RFC 3339 or Unix seconds); default $SOURCE_DATE_EPOCH or now")
@@ -113,83 +113,83 @@ func repoCommit(ctx context.Context, e *env, args []string) error {
 	noXattrs := f.Bool("no-xattrs", false, "do not record extended attributes")
 	canonical := f.Bool("canonical-permissions", false, "uid/gid 0 and permissions masked to 0755")
 	fsync := f.Bool("fsync", true, "sync data before making objects visible")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	dir := strings.TrimPrefix(tree, "dir=")
-	if tree != "" && !strings.HasPrefix(tree, "dir=") {
-		return usagef("--tree supports only dir=PATH")
-	}
-	switch {
-	case dir == "" && len(pos) == 1:
-		dir = pos[0]
-	case dir == "" || len(pos) > 0:
-		return usagef("give exactly one directory to commit")
-	}
-	if branch == "" {
-		return usagef("a branch is required (-b BRANCH)")
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	r.SetFsync(*fsync)
-	opts := repo.CommitOptions{Branch: branch, Subject: subject, Body: body, Orphan: *orphan, NoBindings: *noBindings}
-	opts.NoXattrs, opts.CanonicalPermissions = *noXattrs, *canonical
-	if *ownerUID >= 0 {
-		u := uint32(*ownerUID)
-		opts.OwnerUID = &u
-	}
-	if *ownerGID >= 0 {
-		g := uint32(*ownerGID)
-		opts.OwnerGID = &g
-	}
-	if parent != "" {
-		if opts.Parent, err = r.ResolveRev(parent); err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		dir := strings.TrimPrefix(tree, "dir=")
+		if tree != "" && !strings.HasPrefix(tree, "dir=") {
+			return usagef("--tree supports only dir=PATH")
+		}
+		switch {
+		case dir == "" && len(pos) == 1:
+			dir = pos[0]
+		case dir == "" || len(pos) > 0:
+			return usagef("give exactly one directory to commit")
+		}
+		if branch == "" {
+			return usagef("a branch is required (-b BRANCH)")
+		}
+		r, err := open()
+		if err != nil {
 			return err
 		}
-	}
-	if timestamp == "" {
-		timestamp = os.Getenv("SOURCE_DATE_EPOCH")
-	}
-	if timestamp != "" {
-		if opts.Timestamp, err = parseTime(timestamp); err != nil {
-			return usagef("--timestamp: %v", err)
+		defer r.Close()
+		r.SetFsync(*fsync)
+		opts := repo.CommitOptions{Branch: branch, Subject: subject, Body: body, Orphan: *orphan, NoBindings: *noBindings}
+		opts.NoXattrs, opts.CanonicalPermissions = *noXattrs, *canonical
+		if *ownerUID >= 0 {
+			u := uint32(*ownerUID)
+			opts.OwnerUID = &u
 		}
-	}
-	for _, kv := range metaStr {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("--add-metadata-string %q: want KEY=VALUE", kv)
+		if *ownerGID >= 0 {
+			g := uint32(*ownerGID)
+			opts.OwnerGID = &g
 		}
-		opts.Metadata.Set(k, gvariant.NewVariant("s", v))
-	}
-	for _, kv := range metaAny {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("--add-metadata %q: want KEY=VALUE", kv)
+		if parent != "" {
+			if opts.Parent, err = r.ResolveRev(parent); err != nil {
+				return err
+			}
 		}
-		val, err := parseVariantText(v)
+		if timestamp == "" {
+			timestamp = os.Getenv("SOURCE_DATE_EPOCH")
+		}
+		if timestamp != "" {
+			if opts.Timestamp, err = parseTime(timestamp); err != nil {
+				return usagef("--timestamp: %v", err)
+			}
+		}
+		for _, kv := range metaStr {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("--add-metadata-string %q: want KEY=VALUE", kv)
+			}
+			opts.Metadata.Set(k, gvariant.NewVariant("s", v))
+		}
+		for _, kv := range metaAny {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("--add-metadata %q: want KEY=VALUE", kv)
+			}
+			val, err := parseVariantText(v)
+			if err != nil {
+				return usagef("--add-metadata %s: %v", k, err)
+			}
+			opts.Metadata.Set(k, val)
+		}
+		if *bootable {
+			kver, err := sysroot.KernelVersion(dir)
+			if err != nil {
+				return fmt.Errorf("--bootable: %w", err)
+			}
+			commitmeta.SetBootable(&opts.Metadata, kver)
+		}
+		c, err := r.CommitDir(ctx, dir, opts)
 		if err != nil {
-			return usagef("--add-metadata %s: %v", k, err)
+			return err
 		}
-		opts.Metadata.Set(k, val)
+		e.printf("%s\n", c)
+		return nil
 	}
-	if *bootable {
-		kver, err := sysroot.KernelVersion(dir)
-		if err != nil {
-			return fmt.Errorf("--bootable: %w", err)
-		}
-		commitmeta.SetBootable(&opts.Metadata, kver)
-	}
-	c, err := r.CommitDir(ctx, dir, opts)
-	if err != nil {
-		return err
-	}
-	e.printf("%s\n", c)
-	return nil
 }
 
 // parseVariantText parses the GVariant text forms people put on command
@@ -238,83 +238,78 @@ func parseVariantText(s string) (gvariant.Variant, error) {
 	return gvariant.Variant{}, fmt.Errorf("cannot parse %q (quote strings: 'text')", s)
 }
 
-func repoCheckout(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo checkout", "--repo DIR REV DEST [--union] [--subpath PATH] [-U]")
+func repoCheckout(f *flagSet) runFunc {
 	open := repoFlag(f)
 	var opts repo.CheckoutOptions
 	f.BoolVar(&opts.Union, "union", false, "overwrite existing files and merge into existing directories")
 	f.StringVar(&opts.Subpath, "subpath", "", "check out only this path of the tree")
-	f.BoolVar(&opts.UserMode, "U", false, "user mode: do not change ownership or set xattrs")
-	f.BoolVar(&opts.UserMode, "user-mode", false, "user mode: do not change ownership or set xattrs")
+	f.BoolVarP(&opts.UserMode, "user-mode", "U", false, "user mode: do not change ownership or set xattrs")
 	f.BoolVar(&opts.Copy, "force-copy", false, "copy files instead of hardlinking them from a bare repository")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 2 {
+			return usagef("want REV DEST")
+		}
+		r, c, err := openRev(open, pos[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		return r.Checkout(ctx, c, pos[1], opts)
 	}
-	if len(pos) != 2 {
-		return usagef("want REV DEST")
-	}
-	r, c, err := openRev(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	return r.Checkout(ctx, c, pos[1], opts)
 }
 
-func repoFsck(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo fsck", "--repo DIR [--delete] [-q]")
+func repoFsck(f *flagSet) runFunc {
 	open := repoFlag(f)
 	del := f.Bool("delete", false, "remove corrupt objects (their commits become partial)")
-	quiet := f.Bool("q", false, "print only problems")
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if !*quiet {
-		e.printf("Validating refs...\nEnumerating objects...\n")
-	}
-	rep, err := r.Fsck(ctx, repo.FsckOptions{Delete: *del})
-	if err != nil {
-		return err
-	}
-	if !*quiet {
-		e.printf("Verified %d objects of %d commits\n", rep.Objects, rep.Commits)
-	}
-	for _, c := range rep.Partial {
-		e.printf("Commit %s is partial (incomplete pull); skipped reachability check\n", c)
-	}
-	for _, p := range rep.Problems {
-		fmt.Fprintf(e.stderr, "fsck: %s\n", p)
-	}
-	deleted := map[object.Name]bool{}
-	for _, n := range rep.Deleted {
-		e.printf("Deleted corrupt object %s\n", n)
-		deleted[n] = true
-	}
-	// With --delete, a corrupt object that is gone is dealt with: its
-	// commit is now partial and a pull will fetch it again.
-	remaining := 0
-	for _, p := range rep.Problems {
-		if !deleted[p.Object] {
-			remaining++
+	quiet := f.BoolP("quiet", "q", false, "print only problems")
+	return func(ctx context.Context, e *env, args []string) error {
+		r, err := open()
+		if err != nil {
+			return err
 		}
+		defer r.Close()
+		if !*quiet {
+			e.printf("Validating refs...\nEnumerating objects...\n")
+		}
+		rep, err := r.Fsck(ctx, repo.FsckOptions{Delete: *del})
+		if err != nil {
+			return err
+		}
+		if !*quiet {
+			e.printf("Verified %d objects of %d commits\n", rep.Objects, rep.Commits)
+		}
+		for _, c := range rep.Partial {
+			e.printf("Commit %s is partial (incomplete pull); skipped reachability check\n", c)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(e.stderr, "fsck: %s\n", p)
+		}
+		deleted := map[object.Name]bool{}
+		for _, n := range rep.Deleted {
+			e.printf("Deleted corrupt object %s\n", n)
+			deleted[n] = true
+		}
+		// With --delete, a corrupt object that is gone is dealt with: its
+		// commit is now partial and a pull will fetch it again.
+		remaining := 0
+		for _, p := range rep.Problems {
+			if !deleted[p.Object] {
+				remaining++
+			}
+		}
+		if remaining > 0 {
+			return fmt.Errorf("fsck found %d problems", remaining)
+		}
+		if !*quiet {
+			e.printf("object fsck of %d commits completed successfully - no errors found.\n", rep.Commits)
+		}
+		return nil
 	}
-	if remaining > 0 {
-		return fmt.Errorf("fsck found %d problems", remaining)
-	}
-	if !*quiet {
-		e.printf("object fsck of %d commits completed successfully - no errors found.\n", rep.Commits)
-	}
-	return nil
 }
 
-func repoPrune(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo prune", "--repo DIR [--refs-only] [--depth N] [--keep-younger-than DATE] [--no-prune]")
+func repoPrune(f *flagSet) runFunc {
 	open := repoFlag(f)
 	var opts repo.PruneOptions
 	f.BoolVar(&opts.RefsOnly, "refs-only", false, "only refs are roots: commits no ref reaches are deleted")
@@ -323,47 +318,46 @@ func repoPrune(ctx context.Context, e *env, args []string) error {
 	keep := f.String("keep-younger-than", "", "delete commits older than DATE behind each ref head")
 	var del stringList
 	f.Var(&del, "delete-commit", "delete this commit (repeatable)")
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if *keep != "" {
-		t, err := parseTime(*keep)
-		if err != nil {
-			if d, derr := time.ParseDuration(strings.TrimSuffix(*keep, " ago")); derr == nil {
-				t = time.Now().Add(-d)
-			} else {
-				return usagef("--keep-younger-than: %v", err)
-			}
-		}
-		opts.KeepYoungerThan = t
-	}
-	for _, d := range del {
-		c, err := r.ResolveRev(d)
+	return func(ctx context.Context, e *env, args []string) error {
+		r, err := open()
 		if err != nil {
 			return err
 		}
-		opts.DeleteCommits = append(opts.DeleteCommits, c)
+		defer r.Close()
+		if *keep != "" {
+			t, err := parseTime(*keep)
+			if err != nil {
+				if d, derr := time.ParseDuration(strings.TrimSuffix(*keep, " ago")); derr == nil {
+					t = time.Now().Add(-d)
+				} else {
+					return usagef("--keep-younger-than: %v", err)
+				}
+			}
+			opts.KeepYoungerThan = t
+		}
+		for _, d := range del {
+			c, err := r.ResolveRev(d)
+			if err != nil {
+				return err
+			}
+			opts.DeleteCommits = append(opts.DeleteCommits, c)
+		}
+		res, err := r.Prune(ctx, opts)
+		if err != nil {
+			return err
+		}
+		verb := "deleted"
+		if opts.DryRun {
+			verb = "would delete"
+		}
+		e.printf("Total objects: %d\n", res.Total)
+		if res.Pruned == 0 {
+			e.printf("No unreachable objects\n")
+		} else {
+			e.printf("%s %d objects (%d commits), %d bytes freed\n", verb, res.Pruned, res.Commits, res.BytesFree)
+		}
+		return nil
 	}
-	res, err := r.Prune(ctx, opts)
-	if err != nil {
-		return err
-	}
-	verb := "deleted"
-	if opts.DryRun {
-		verb = "would delete"
-	}
-	e.printf("Total objects: %d\n", res.Total)
-	if res.Pruned == 0 {
-		e.printf("No unreachable objects\n")
-	} else {
-		e.printf("%s %d objects (%d commits), %d bytes freed\n", verb, res.Pruned, res.Commits, res.BytesFree)
-	}
-	return nil
 }
 
 func printCommit(e *env, c object.Checksum, cm *object.Commit) {
@@ -385,80 +379,78 @@ func printCommit(e *env, c object.Checksum, cm *object.Commit) {
 	}
 }
 
-func repoLog(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo log", "--repo DIR REV")
+func repoLog(f *flagSet) runFunc {
 	open := repoFlag(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want REV")
-	}
-	r, c, err := openRev(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for {
-		cm, err := r.LoadCommit(c)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("want REV")
+		}
+		r, c, err := openRev(open, pos[0])
 		if err != nil {
-			if c != (object.Checksum{}) && len(pos) > 0 {
+			return err
+		}
+		defer r.Close()
+		for {
+			cm, err := r.LoadCommit(c)
+			if err != nil {
+				if c != (object.Checksum{}) && len(pos) > 0 {
+					e.printf("<< History beyond this commit not fetched >>\n")
+					return nil
+				}
+				return err
+			}
+			printCommit(e, c, cm)
+			if !cm.HasParent() {
+				return nil
+			}
+			if ok, _ := r.HasObject(cm.Parent, object.TypeCommit); !ok {
 				e.printf("<< History beyond this commit not fetched >>\n")
 				return nil
 			}
-			return err
+			c = cm.Parent
 		}
-		printCommit(e, c, cm)
-		if !cm.HasParent() {
-			return nil
-		}
-		if ok, _ := r.HasObject(cm.Parent, object.TypeCommit); !ok {
-			e.printf("<< History beyond this commit not fetched >>\n")
-			return nil
-		}
-		c = cm.Parent
 	}
 }
 
-func repoShow(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo show", "--repo DIR REV [--print-metadata-key KEY] [--print-detached-metadata-key KEY]")
+func repoShow(f *flagSet) runFunc {
 	open := repoFlag(f)
 	key := f.String("print-metadata-key", "", "print one metadata value")
 	dkey := f.String("print-detached-metadata-key", "", "print one detached metadata value")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want REV")
-	}
-	r, c, cm, err := openCommit(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	switch {
-	case *key != "":
-		v, ok := cm.Metadata.Get(*key)
-		if !ok {
-			return fmt.Errorf("no metadata key %q in commit %s", *key, c)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("want REV")
 		}
-		e.printf("%s\n", gvariant.Format(v.Value, v.Type))
-	case *dkey != "":
-		m, err := r.ReadCommitMeta(c)
+		r, c, cm, err := openCommit(open, pos[0])
 		if err != nil {
 			return err
 		}
-		v, ok := m.Get(*dkey)
-		if !ok {
-			return fmt.Errorf("no detached metadata key %q for commit %s", *dkey, c)
+		defer r.Close()
+		switch {
+		case *key != "":
+			v, ok := cm.Metadata.Get(*key)
+			if !ok {
+				return fmt.Errorf("no metadata key %q in commit %s", *key, c)
+			}
+			e.printf("%s\n", gvariant.Format(v.Value, v.Type))
+		case *dkey != "":
+			m, err := r.ReadCommitMeta(c)
+			if err != nil {
+				return err
+			}
+			v, ok := m.Get(*dkey)
+			if !ok {
+				return fmt.Errorf("no detached metadata key %q for commit %s", *dkey, c)
+			}
+			e.printf("%s\n", gvariant.Format(v.Value, v.Type))
+		default:
+			printCommit(e, c, cm)
 		}
-		e.printf("%s\n", gvariant.Format(v.Value, v.Type))
-	default:
-		printCommit(e, c, cm)
+		return nil
 	}
-	return nil
 }
 
 // treeEntry is one path of a commit's tree with what ls prints of it.
@@ -516,176 +508,172 @@ func (t *treeEntry) line(checksums, xattrs bool) string {
 	return s
 }
 
-func repoLs(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo ls", "--repo DIR REV [PATH...] [-R] [-C] [-X]")
+func repoLs(f *flagSet) runFunc {
 	open := repoFlag(f)
-	recursive := f.Bool("R", false, "list recursively")
-	checksums := f.Bool("C", false, "print checksums")
-	xattrs := f.Bool("X", false, "print extended attributes")
-	nul := f.Bool("0", false, "print only NUL-terminated paths")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) < 1 {
-		return usagef("want REV [PATH...]")
-	}
-	r, _, cm, err := openCommit(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	paths := pos[1:]
-	if len(paths) == 0 {
-		paths = []string{"/"}
-	}
-	v := r.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
-	for _, p := range paths {
-		top, err := v.Lookup(p)
+	recursive := f.BoolP("recursive", "R", false, "list recursively")
+	checksums := f.BoolP("checksum", "C", false, "print checksums")
+	xattrs := f.BoolP("xattrs", "X", false, "print extended attributes")
+	nul := f.BoolP("nul-filenames-only", "0", false, "print only NUL-terminated paths")
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) < 1 {
+			return usagef("want REV [PATH...]")
+		}
+		r, _, cm, err := openCommit(open, pos[0])
 		if err != nil {
 			return err
 		}
-		err = v.Walk(p, func(te repo.TreeEntry) error {
-			t, err := describe(r, v, te)
+		defer r.Close()
+		paths := pos[1:]
+		if len(paths) == 0 {
+			paths = []string{"/"}
+		}
+		v := r.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
+		for _, p := range paths {
+			top, err := v.Lookup(p)
 			if err != nil {
 				return err
 			}
-			if *nul {
-				fmt.Fprintf(e.stdout, "%s\x00", t.Path)
-			} else {
-				e.printf("%s\n", t.line(*checksums, *xattrs))
-			}
-			if te.IsDir && te.Path != top.Path && !*recursive {
-				return fs.SkipDir
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func repoCat(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo cat", "--repo DIR REV PATH...")
-	open := repoFlag(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) < 2 {
-		return usagef("want REV PATH...")
-	}
-	r, _, cm, err := openCommit(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	v := r.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
-	for _, p := range pos[1:] {
-		t, err := v.Lookup(p)
-		if err != nil {
-			return err
-		}
-		content, err := v.Open(t)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(e.stdout, content)
-		content.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func repoRefs(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo refs", "--repo DIR [PREFIX] [--delete] [--create NEW REV]")
-	open := repoFlag(f)
-	del := f.Bool("delete", false, "delete the refs given as arguments")
-	create := f.String("create", "", "create this ref pointing at the REV argument")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	switch {
-	case *create != "":
-		if len(pos) != 1 {
-			return usagef("--create NEW needs one REV argument")
-		}
-		// Held until the ref is written, so a concurrent prune cannot
-		// delete the commit in between.
-		unlock, err := r.LockShared()
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		c, err := r.ResolveRev(pos[0])
-		if err != nil {
-			return err
-		}
-		if ok, _ := r.HasObject(c, object.TypeCommit); !ok {
-			return fmt.Errorf("commit %s not found", c)
-		}
-		if _, err := r.ReadRef("", *create); err == nil {
-			return fmt.Errorf("ref %s already exists", *create)
-		}
-		return r.SetRef("", *create, c)
-	case *del:
-		if len(pos) == 0 {
-			return usagef("--delete needs at least one ref")
-		}
-		for _, p := range pos {
-			remote, ref, err := repo.ParseRefspec(p)
+			err = v.Walk(p, func(te repo.TreeEntry) error {
+				t, err := describe(r, v, te)
+				if err != nil {
+					return err
+				}
+				if *nul {
+					fmt.Fprintf(e.stdout, "%s\x00", t.Path)
+				} else {
+					e.printf("%s\n", t.line(*checksums, *xattrs))
+				}
+				if te.IsDir && te.Path != top.Path && !*recursive {
+					return fs.SkipDir
+				}
+				return nil
+			})
 			if err != nil {
-				return err
-			}
-			if _, err := r.ReadRef(remote, ref); err != nil {
-				return err
-			}
-			if err := r.SetRef(remote, ref, object.Checksum{}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	refs, err := r.ListRefs()
-	if err != nil {
-		return err
-	}
-	for _, ref := range refs {
-		if len(pos) > 0 && !strings.HasPrefix(ref.Refspec(), pos[0]) {
-			continue
-		}
-		e.printf("%s\n", ref.Refspec())
-	}
-	return nil
 }
 
-func repoRevParse(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo rev-parse", "--repo DIR REV")
+func repoCat(f *flagSet) runFunc {
 	open := repoFlag(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) < 2 {
+			return usagef("want REV PATH...")
+		}
+		r, _, cm, err := openCommit(open, pos[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		v := r.ViewTree(repo.Tree{DirTree: cm.RootTree, DirMeta: cm.RootMeta})
+		for _, p := range pos[1:] {
+			t, err := v.Lookup(p)
+			if err != nil {
+				return err
+			}
+			content, err := v.Open(t)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(e.stdout, content)
+			content.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if len(pos) != 1 {
-		return usagef("want REV")
+}
+
+func repoRefs(f *flagSet) runFunc {
+	open := repoFlag(f)
+	del := f.Bool("delete", false, "delete the refs given as arguments")
+	create := f.String("create", "", "create this ref pointing at the REV argument")
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		switch {
+		case *create != "":
+			if len(pos) != 1 {
+				return usagef("--create NEW needs one REV argument")
+			}
+			// Held until the ref is written, so a concurrent prune cannot
+			// delete the commit in between.
+			unlock, err := r.LockShared()
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			c, err := r.ResolveRev(pos[0])
+			if err != nil {
+				return err
+			}
+			if ok, _ := r.HasObject(c, object.TypeCommit); !ok {
+				return fmt.Errorf("commit %s not found", c)
+			}
+			if _, err := r.ReadRef("", *create); err == nil {
+				return fmt.Errorf("ref %s already exists", *create)
+			}
+			return r.SetRef("", *create, c)
+		case *del:
+			if len(pos) == 0 {
+				return usagef("--delete needs at least one ref")
+			}
+			for _, p := range pos {
+				remote, ref, err := repo.ParseRefspec(p)
+				if err != nil {
+					return err
+				}
+				if _, err := r.ReadRef(remote, ref); err != nil {
+					return err
+				}
+				if err := r.SetRef(remote, ref, object.Checksum{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		refs, err := r.ListRefs()
+		if err != nil {
+			return err
+		}
+		for _, ref := range refs {
+			if len(pos) > 0 && !strings.HasPrefix(ref.Refspec(), pos[0]) {
+				continue
+			}
+			e.printf("%s\n", ref.Refspec())
+		}
+		return nil
 	}
-	r, c, err := openRev(open, pos[0])
-	if err != nil {
-		return err
+}
+
+func repoRevParse(f *flagSet) runFunc {
+	open := repoFlag(f)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("want REV")
+		}
+		r, c, err := openRev(open, pos[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		e.printf("%s\n", c)
+		return nil
 	}
-	defer r.Close()
-	e.printf("%s\n", c)
-	return nil
 }
 
 func formatXattrs(xs []object.Xattr) string {

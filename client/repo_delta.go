@@ -13,14 +13,16 @@ import (
 )
 
 // repoDeltaCommands are the repo subcommands for static deltas.
-func repoDeltaCommands() map[string]command {
-	return map[string]command{
-		"delta": {"generate, list, show and apply static deltas", runGroup("repo delta", map[string]command{
-			"generate":      {"generate a static delta between two commits", deltaGenerate},
-			"list":          {"list the static deltas of a repository", deltaList},
-			"show":          {"describe a static delta", deltaShow},
-			"apply-offline": {"apply a static delta from a directory", deltaApplyOffline},
-		})},
+func repoDeltaCommands() []command {
+	return []command{
+		{use: "delta", short: "generate, list, show and apply static deltas", long: `Static deltas carry the change from one commit to another (or a whole
+commit, from empty) as a few compressed parts that clients fetch instead of
+single objects.`, sub: []command{
+			{use: "generate", short: "generate a static delta between two commits", run: deltaGenerate},
+			{use: "list", short: "list the static deltas of a repository", run: deltaList},
+			{use: "show DELTA", short: "describe a static delta", run: deltaShow},
+			{use: "apply-offline PATH", short: "apply a static delta from a directory", run: deltaApplyOffline},
+		}},
 	}
 }
 
@@ -46,8 +48,7 @@ func parseMB(s string) (uint64, error) {
 	return n * mult, nil
 }
 
-func deltaGenerate(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo delta generate", "--repo DIR [--from REV | --empty] --to REV [OPTIONS]")
+func deltaGenerate(f *flagSet) runFunc {
 	open := repoFlag(f)
 	from := f.String("from", "", "source revision (default: the parent of --to)")
 	empty := f.Bool("empty", false, "generate a from-empty (scratch) delta")
@@ -60,172 +61,170 @@ func deltaGenerate(ctx context.Context, e *env, args []string) error {
 	noFallbacks := f.Bool("no-fallbacks", false, "put every object in the parts")
 	compression := f.String("compression", "auto", "part compression: auto (xz command if installed), builtin, xz, none")
 	extreme := f.Bool("xz-extreme", false, "use xz's extreme presets (slower, a few percent smaller)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	if *to == "" {
-		return usagef("--to is required")
-	}
-	if *empty && *from != "" {
-		return usagef("--from and --empty exclude each other")
-	}
-	var opts delta.GenerateOptions
-	for _, s := range []struct {
-		val string
-		dst *uint64
-		nm  string
-	}{{*maxChunk, &opts.MaxChunkSize, "--max-chunk-size"}, {*minFallback, &opts.MinFallbackSize, "--min-fallback-size"}, {*maxBsdiff, &opts.MaxBsdiffSize, "--max-bsdiff-size"}} {
-		if *s.dst, err = parseMB(s.val); err != nil {
-			return usagef("%s: %v", s.nm, err)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) > 0 {
+			return usagef("unexpected argument %q", pos[0])
 		}
-	}
-	opts.Inline, opts.DisableBsdiff, opts.NoFallbacks, opts.XZExtreme = *inline, *noBsdiff, *noFallbacks, *extreme
-	if opts.Compression, err = delta.ParseCompression(*compression); err != nil {
-		return usagef("--compression: %v", err)
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	toC, err := r.ResolveRev(*to)
-	if err != nil {
-		return err
-	}
-	var fromC object.Checksum
-	switch {
-	case *from != "":
-		if fromC, err = r.ResolveRev(*from); err != nil {
-			return err
+		if *to == "" {
+			return usagef("--to is required")
 		}
-	case !*empty:
-		cm, err := r.LoadCommit(toC)
+		if *empty && *from != "" {
+			return usagef("--from and --empty exclude each other")
+		}
+		var opts delta.GenerateOptions
+		for _, s := range []struct {
+			val string
+			dst *uint64
+			nm  string
+		}{{*maxChunk, &opts.MaxChunkSize, "--max-chunk-size"}, {*minFallback, &opts.MinFallbackSize, "--min-fallback-size"}, {*maxBsdiff, &opts.MaxBsdiffSize, "--max-bsdiff-size"}} {
+			if *s.dst, err = parseMB(s.val); err != nil {
+				return usagef("%s: %v", s.nm, err)
+			}
+		}
+		opts.Inline, opts.DisableBsdiff, opts.NoFallbacks, opts.XZExtreme = *inline, *noBsdiff, *noFallbacks, *extreme
+		if opts.Compression, err = delta.ParseCompression(*compression); err != nil {
+			return usagef("--compression: %v", err)
+		}
+		r, err := open()
 		if err != nil {
 			return err
 		}
-		if !cm.HasParent() {
-			return fmt.Errorf("commit %s has no parent: give --from or --empty", toC)
+		defer r.Close()
+		toC, err := r.ResolveRev(*to)
+		if err != nil {
+			return err
 		}
-		fromC = cm.Parent
-	}
-	start := time.Now()
-	st, err := delta.Generate(ctx, r, fromC, toC, opts)
-	if err != nil {
-		return err
-	}
-	e.printf("Generated delta %s\n", st.Name)
-	e.printf("  %d parts, %d bytes (superblock %d, parts %d); %d fallbacks, %d bytes; in %.2fs\n",
-		st.Parts, st.TotalSize(), st.SuperblockSize, st.PartsSize, st.Fallbacks, st.FallbackSize, time.Since(start).Seconds())
-	e.printf("  objects: %d reused, %d metadata, %d whole (%d stored uncompressed), %d rollsum, %d bsdiff; %d not diffed (nothing shared with the source)\n", st.Reused, st.Meta, st.Plain, st.Stored, st.Rollsum, st.Bsdiff, st.NoDiff)
-	return nil
-}
-
-func deltaList(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo delta list", "--repo DIR")
-	open := repoFlag(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	names, err := delta.List(r)
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 {
-		e.printf("(No static deltas)\n")
-	}
-	for _, n := range names {
-		e.printf("%s\n", n)
-	}
-	return nil
-}
-
-func deltaShow(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo delta show", "--repo DIR DELTA")
-	open := repoFlag(f)
-	ops := f.Bool("ops", false, "also count the operations of each part")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give exactly one delta name (FROM-TO or TO, in hex)")
-	}
-	n, err := delta.ParseName(pos[0])
-	if err != nil {
-		return usagef("%v", err)
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	raw, err := delta.ReadSuperblock(r, n)
-	if err != nil {
-		return err
-	}
-	sb, err := delta.DecodeSuperblock(raw)
-	if err != nil {
-		return err
-	}
-	if sb.Name != n {
-		return fmt.Errorf("delta %s: superblock names %s", n, sb.Name)
-	}
-	endian := "little"
-	if sb.BigEndian {
-		endian = "big"
-	}
-	e.printf("Delta: %s\n", sb.Name)
-	if !sb.Name.From.IsZero() {
-		e.printf("From: %s\n", sb.Name.From)
-	} else {
-		e.printf("From: (empty)\n")
-	}
-	e.printf("To: %s\n", sb.Name.To)
-	e.printf("Endianness: %s\n", endian)
-	e.printf("Timestamp: %s\n", time.Unix(int64(sb.Timestamp), 0).UTC().Format(time.RFC3339))
-	e.printf("Superblock: %d bytes, sha256 %x\n", len(raw), delta.Digest(raw))
-	e.printf("Detached metadata: %d keys\n", len(sb.CommitMeta))
-	e.printf("Number of parts: %d\n", len(sb.Parts))
-	e.printf("Number of fallback objects: %d\n", len(sb.Fallbacks))
-	var size, usize, fsize, fusize uint64
-	for i, p := range sb.Parts {
-		size += p.Size
-		usize += p.USize
-		where := ""
-		if _, ok := sb.Inline[i]; ok {
-			where = " (inline)"
-		}
-		e.printf("  Part %d: %d objects, %d bytes, %d uncompressed%s\n", i, len(p.Objects), p.Size, p.USize, where)
-		if *ops {
-			counts, err := partOps(r, sb, i)
+		var fromC object.Checksum
+		switch {
+		case *from != "":
+			if fromC, err = r.ResolveRev(*from); err != nil {
+				return err
+			}
+		case !*empty:
+			cm, err := r.LoadCommit(toC)
 			if err != nil {
 				return err
 			}
-			e.printf("    operations: %s\n", counts)
+			if !cm.HasParent() {
+				return fmt.Errorf("commit %s has no parent: give --from or --empty", toC)
+			}
+			fromC = cm.Parent
 		}
+		start := time.Now()
+		st, err := delta.Generate(ctx, r, fromC, toC, opts)
+		if err != nil {
+			return err
+		}
+		e.printf("Generated delta %s\n", st.Name)
+		e.printf("  %d parts, %d bytes (superblock %d, parts %d); %d fallbacks, %d bytes; in %.2fs\n",
+			st.Parts, st.TotalSize(), st.SuperblockSize, st.PartsSize, st.Fallbacks, st.FallbackSize, time.Since(start).Seconds())
+		e.printf("  objects: %d reused, %d metadata, %d whole (%d stored uncompressed), %d rollsum, %d bsdiff; %d not diffed (nothing shared with the source)\n", st.Reused, st.Meta, st.Plain, st.Stored, st.Rollsum, st.Bsdiff, st.NoDiff)
+		return nil
 	}
-	for _, fb := range sb.Fallbacks {
-		fsize += fb.Size
-		fusize += fb.USize
+}
+
+func deltaList(f *flagSet) runFunc {
+	open := repoFlag(f)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) > 0 {
+			return usagef("unexpected argument %q", pos[0])
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		names, err := delta.List(r)
+		if err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			e.printf("(No static deltas)\n")
+		}
+		for _, n := range names {
+			e.printf("%s\n", n)
+		}
+		return nil
 	}
-	e.printf("Total Part Size: %d\n", size)
-	e.printf("Total Uncompressed Part Size: %d\n", usize)
-	e.printf("Total Fallback Size: %d\n", fsize)
-	e.printf("Total Uncompressed Fallback Size: %d\n", fusize)
-	return nil
+}
+
+func deltaShow(f *flagSet) runFunc {
+	open := repoFlag(f)
+	ops := f.Bool("ops", false, "also count the operations of each part")
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("give exactly one delta name (FROM-TO or TO, in hex)")
+		}
+		n, err := delta.ParseName(pos[0])
+		if err != nil {
+			return usagef("%v", err)
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		raw, err := delta.ReadSuperblock(r, n)
+		if err != nil {
+			return err
+		}
+		sb, err := delta.DecodeSuperblock(raw)
+		if err != nil {
+			return err
+		}
+		if sb.Name != n {
+			return fmt.Errorf("delta %s: superblock names %s", n, sb.Name)
+		}
+		endian := "little"
+		if sb.BigEndian {
+			endian = "big"
+		}
+		e.printf("Delta: %s\n", sb.Name)
+		if !sb.Name.From.IsZero() {
+			e.printf("From: %s\n", sb.Name.From)
+		} else {
+			e.printf("From: (empty)\n")
+		}
+		e.printf("To: %s\n", sb.Name.To)
+		e.printf("Endianness: %s\n", endian)
+		e.printf("Timestamp: %s\n", time.Unix(int64(sb.Timestamp), 0).UTC().Format(time.RFC3339))
+		e.printf("Superblock: %d bytes, sha256 %x\n", len(raw), delta.Digest(raw))
+		e.printf("Detached metadata: %d keys\n", len(sb.CommitMeta))
+		e.printf("Number of parts: %d\n", len(sb.Parts))
+		e.printf("Number of fallback objects: %d\n", len(sb.Fallbacks))
+		var size, usize, fsize, fusize uint64
+		for i, p := range sb.Parts {
+			size += p.Size
+			usize += p.USize
+			where := ""
+			if _, ok := sb.Inline[i]; ok {
+				where = " (inline)"
+			}
+			e.printf("  Part %d: %d objects, %d bytes, %d uncompressed%s\n", i, len(p.Objects), p.Size, p.USize, where)
+			if *ops {
+				counts, err := partOps(r, sb, i)
+				if err != nil {
+					return err
+				}
+				e.printf("    operations: %s\n", counts)
+			}
+		}
+		for _, fb := range sb.Fallbacks {
+			fsize += fb.Size
+			fusize += fb.USize
+		}
+		e.printf("Total Part Size: %d\n", size)
+		e.printf("Total Uncompressed Part Size: %d\n", usize)
+		e.printf("Total Fallback Size: %d\n", fsize)
+		e.printf("Total Uncompressed Fallback Size: %d\n", fusize)
+		return nil
+	}
 }
 
 // partOps summarizes the operation kinds of part i.
@@ -243,25 +242,24 @@ func partOps(r *repo.Repo, sb *delta.Superblock, i int) (string, error) {
 	return strings.Join(parts, " "), nil
 }
 
-func deltaApplyOffline(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo delta apply-offline", "--repo DIR PATH")
+func deltaApplyOffline(f *flagSet) runFunc {
 	open := repoFlag(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("give the delta directory or its superblock file")
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		n, st, err := delta.ApplyOffline(ctx, r, pos[0])
+		if err != nil {
+			return err
+		}
+		e.printf("Applied delta %s: %d parts (%d already present), %d objects\n", n, st.Parts+st.PartsSkipped, st.PartsSkipped, st.Objects)
+		return nil
 	}
-	if len(pos) != 1 {
-		return usagef("give the delta directory or its superblock file")
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	n, st, err := delta.ApplyOffline(ctx, r, pos[0])
-	if err != nil {
-		return err
-	}
-	e.printf("Applied delta %s: %d parts (%d already present), %d objects\n", n, st.Parts+st.PartsSkipped, st.PartsSkipped, st.Objects)
-	return nil
 }

@@ -20,14 +20,19 @@ import (
 
 // repoSyncCommands are the repo subcommands for signing, summaries,
 // remotes, serving and pulling.
-func repoSyncCommands() map[string]command {
-	return map[string]command{
-		"sign":    {"sign a commit (OpenPGP or ed25519)", repoSign},
-		"verify":  {"verify a commit's signatures", repoVerify},
-		"summary": {"show, regenerate or sign the summary", repoSummary},
-		"remote":  {"add, list, show or delete remotes", repoRemote},
-		"serve":   {"serve an archive repository over HTTP (read-only)", repoServe},
-		"pull":    {"pull refs from a remote over HTTP", repoPull},
+func repoSyncCommands() []command {
+	return []command{
+		{use: "sign COMMIT", short: "sign a commit (OpenPGP or ed25519)", run: repoSign},
+		{use: "verify COMMIT", short: "verify a commit's signatures", run: repoVerify},
+		{use: "summary", short: "show, regenerate or sign the summary", run: repoSummary},
+		{use: "remote", short: "add, list, show or delete remotes", sub: []command{
+			{use: "add NAME URL [BRANCH...]", short: "add a remote", run: remoteAdd},
+			{use: "list", short: "list remotes", run: remoteList},
+			{use: "show NAME", short: "show a remote's settings", run: remoteShow},
+			{use: "delete NAME", short: "delete a remote", run: remoteDelete},
+		}},
+		{use: "serve", short: "serve an archive repository over HTTP (read-only)", run: repoServe},
+		{use: "pull REMOTE[:REF] [REF...]", short: "pull refs from a remote over HTTP", run: repoPull},
 	}
 }
 
@@ -46,7 +51,7 @@ func addSignerFlags(f *flagSet) *signerFlags {
 	s := &signerFlags{}
 	f.Var(&s.gpgSign, "gpg-sign", "OpenPGP key ID to sign with, from --gpg-homedir (repeatable)")
 	s.gpgHome = f.String("gpg-homedir", "", "GnuPG home directory holding the --gpg-sign keys")
-	s.gpgKey = f.String("gpg-key", "", "OpenPGP secret key file (as `gpg --export-secret-keys` writes it)")
+	s.gpgKey = f.String("gpg-key", "", "OpenPGP secret key file (as gpg --export-secret-keys writes it)")
 	s.signType = f.String("sign-type", "ed25519", "signature type of --sign-key (only ed25519)")
 	f.Var(&s.signKeys, "sign-key", "secret key file for --sign-type (base64 of the 64-byte key; repeatable)")
 	s.ed25519Fl = f.String("ed25519-key", "", "ed25519 secret key file (same as --sign-type=ed25519 --sign-key FILE)")
@@ -91,174 +96,161 @@ func (s *signerFlags) signers() ([]sign.Signer, error) {
 	return out, nil
 }
 
-func repoSign(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo sign", "--repo DIR COMMIT [--gpg-key FILE | --gpg-sign KEYID --gpg-homedir DIR | --ed25519-key FILE]")
+func repoSign(f *flagSet) runFunc {
 	open := repoFlag(f)
 	sf := addSignerFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("expected one COMMIT")
-	}
-	signers, err := sf.signers()
-	if err != nil {
-		return err
-	}
-	if len(signers) == 0 {
-		return usagef("no key given (--gpg-key, --gpg-sign or --ed25519-key)")
-	}
-	r, c, err := openRev(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for _, s := range signers {
-		if err := sign.SignCommit(r, c, s); err != nil {
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("expected one COMMIT")
+		}
+		signers, err := sf.signers()
+		if err != nil {
 			return err
 		}
-		e.printf("Signed %s with %s key %s\n", c, s.MetadataKey(), s.KeyID())
+		if len(signers) == 0 {
+			return usagef("no key given (--gpg-key, --gpg-sign or --ed25519-key)")
+		}
+		r, c, err := openRev(open, pos[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for _, s := range signers {
+			if err := sign.SignCommit(r, c, s); err != nil {
+				return err
+			}
+			e.printf("Signed %s with %s key %s\n", c, s.MetadataKey(), s.KeyID())
+		}
+		return nil
 	}
-	return nil
 }
 
-func repoVerify(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo verify", "--repo DIR COMMIT [--remote NAME | --keyring FILE|DIR... | --ed25519-pubkey KEY|FILE...]")
+func repoVerify(f *flagSet) runFunc {
 	open := repoFlag(f)
 	remoteName := f.String("remote", "", "verify with the keys and policy of this remote")
 	var keyrings, edKeys stringList
 	f.Var(&keyrings, "keyring", "OpenPGP public key file or directory (repeatable)")
 	f.Var(&edKeys, "ed25519-pubkey", "ed25519 public key, base64 or a file of them (repeatable)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("expected one COMMIT")
-	}
-	r, c, err := openRev(open, pos[0])
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var vs []sign.Verifier
-	if *remoteName != "" {
-		st := &remote.Store{Repo: r}
-		rem, err := st.Get(*remoteName)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("expected one COMMIT")
+		}
+		r, c, err := openRev(open, pos[0])
 		if err != nil {
 			return err
 		}
-		if vs, err = st.Verifiers(rem, false); err != nil {
-			return err
-		}
-		if len(vs) == 0 {
-			return fmt.Errorf("remote %q verifies no signatures", *remoteName)
-		}
-	}
-	if len(keyrings) > 0 {
-		kr, err := sign.LoadKeyring(keyrings...)
-		if err != nil {
-			return err
-		}
-		vs = append(vs, &sign.GPGVerifier{Keyring: kr})
-	}
-	if len(edKeys) > 0 {
-		var keys []ed25519.PublicKey
-		for _, k := range edKeys {
-			if _, err := os.Stat(k); err == nil {
-				ks, err := sign.LoadEd25519PublicKeys(k)
-				if err != nil {
-					return err
-				}
-				keys = append(keys, ks...)
-				continue
-			}
-			pk, err := sign.ParseEd25519PublicKey(k)
+		defer r.Close()
+		var vs []sign.Verifier
+		if *remoteName != "" {
+			st := &remote.Store{Repo: r}
+			rem, err := st.Get(*remoteName)
 			if err != nil {
 				return err
 			}
-			keys = append(keys, pk)
+			if vs, err = st.Verifiers(rem, false); err != nil {
+				return err
+			}
+			if len(vs) == 0 {
+				return fmt.Errorf("remote %q verifies no signatures", *remoteName)
+			}
 		}
-		vs = append(vs, &sign.Ed25519Verifier{Trusted: keys})
-	}
-	if len(vs) == 0 {
-		return usagef("no keys given (--remote, --keyring or --ed25519-pubkey)")
-	}
-	ids, err := sign.VerifyCommit(r, c, vs...)
-	if err != nil {
-		return err
-	}
-	for i, id := range ids {
-		e.printf("Good %s signature on %s from key %s\n", vs[i].MetadataKey(), c, id)
-	}
-	return nil
-}
-
-func repoSummary(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo summary", "--repo DIR [--update] [--gpg-sign KEYID --gpg-homedir DIR | --gpg-key FILE | --sign-type ed25519 --sign-key FILE]")
-	open := repoFlag(f)
-	update := f.Bool("update", false, "regenerate the summary (and delta indexes); removes an old summary.sig")
-	f.BoolVar(update, "u", false, "same as --update")
-	sf := addSignerFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	signers, err := sf.signers()
-	if err != nil {
-		return err
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var s *summary.Summary
-	switch {
-	case *update:
-		if s, err = summary.Update(r, summary.Options{Signers: signers}); err != nil {
+		if len(keyrings) > 0 {
+			kr, err := sign.LoadKeyring(keyrings...)
+			if err != nil {
+				return err
+			}
+			vs = append(vs, &sign.GPGVerifier{Keyring: kr})
+		}
+		if len(edKeys) > 0 {
+			var keys []ed25519.PublicKey
+			for _, k := range edKeys {
+				if _, err := os.Stat(k); err == nil {
+					ks, err := sign.LoadEd25519PublicKeys(k)
+					if err != nil {
+						return err
+					}
+					keys = append(keys, ks...)
+					continue
+				}
+				pk, err := sign.ParseEd25519PublicKey(k)
+				if err != nil {
+					return err
+				}
+				keys = append(keys, pk)
+			}
+			vs = append(vs, &sign.Ed25519Verifier{Trusted: keys})
+		}
+		if len(vs) == 0 {
+			return usagef("no keys given (--remote, --keyring or --ed25519-pubkey)")
+		}
+		ids, err := sign.VerifyCommit(r, c, vs...)
+		if err != nil {
 			return err
 		}
-	case len(signers) > 0:
-		if err := summary.Sign(r, signers...); err != nil {
-			return err
+		for i, id := range ids {
+			e.printf("Good %s signature on %s from key %s\n", vs[i].MetadataKey(), c, id)
 		}
 		return nil
-	default:
-		data, err := os.ReadFile(r.Path() + "/summary")
-		if err != nil {
-			return fmt.Errorf("summary: %w", err)
-		}
-		if s, err = summary.Parse(data); err != nil {
-			return err
-		}
 	}
-	for _, ref := range s.Refs {
-		e.printf("* %s\n    Latest Commit (%d bytes):\n      %s\n", ref.Name, ref.CommitSize, ref.Commit)
-		if v := ref.Version(); v != "" {
-			e.printf("    Version (ostree.commit.version): %s\n", v)
-		}
-		e.printf("    Timestamp (ostree.commit.timestamp): %s\n\n", time.Unix(int64(ref.Timestamp()), 0).UTC().Format(time.RFC3339))
-	}
-	deltas, _ := s.Deltas()
-	e.printf("Repository Mode (ostree.summary.mode): %s\n", s.Mode())
-	for _, d := range deltas {
-		e.printf("Static Delta: %s\n", d.Name())
-	}
-	return nil
 }
 
-func repoRemote(ctx context.Context, e *env, args []string) error {
-	return runGroup("repo remote", map[string]command{
-		"add":    {"add a remote", remoteAdd},
-		"list":   {"list remotes", remoteList},
-		"show":   {"show a remote's settings", remoteShow},
-		"delete": {"delete a remote", remoteDelete},
-	})(ctx, e, args)
+func repoSummary(f *flagSet) runFunc {
+	open := repoFlag(f)
+	update := f.BoolP("update", "u", false, "regenerate the summary (and delta indexes); removes an old summary.sig")
+	sf := addSignerFlags(f)
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 0 {
+			return usagef("unexpected argument %q", pos[0])
+		}
+		signers, err := sf.signers()
+		if err != nil {
+			return err
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		var s *summary.Summary
+		switch {
+		case *update:
+			if s, err = summary.Update(r, summary.Options{Signers: signers}); err != nil {
+				return err
+			}
+		case len(signers) > 0:
+			if err := summary.Sign(r, signers...); err != nil {
+				return err
+			}
+			return nil
+		default:
+			data, err := os.ReadFile(r.Path() + "/summary")
+			if err != nil {
+				return fmt.Errorf("summary: %w", err)
+			}
+			if s, err = summary.Parse(data); err != nil {
+				return err
+			}
+		}
+		for _, ref := range s.Refs {
+			e.printf("* %s\n    Latest Commit (%d bytes):\n      %s\n", ref.Name, ref.CommitSize, ref.Commit)
+			if v := ref.Version(); v != "" {
+				e.printf("    Version (ostree.commit.version): %s\n", v)
+			}
+			e.printf("    Timestamp (ostree.commit.timestamp): %s\n\n", time.Unix(int64(ref.Timestamp()), 0).UTC().Format(time.RFC3339))
+		}
+		deltas, _ := s.Deltas()
+		e.printf("Repository Mode (ostree.summary.mode): %s\n", s.Mode())
+		for _, d := range deltas {
+			e.printf("Static Delta: %s\n", d.Name())
+		}
+		return nil
+	}
 }
 
 func remoteStoreFlags(f *flagSet) (func() (*remote.Store, error), *string) {
@@ -340,8 +332,7 @@ func applySet(r *remote.Remote, kv string) error {
 	return nil
 }
 
-func remoteAdd(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo remote add", "--repo DIR [--gpg-import FILE] [--no-gpg-verify] [--set K=V]... NAME URL [BRANCH...]")
+func remoteAdd(f *flagSet) runFunc {
 	openStore, dir := remoteStoreFlags(f)
 	var sets, imports stringList
 	f.Var(&sets, "set", "set an option KEY=VALUE (repeatable), e.g. gpg-verify-summary=false")
@@ -349,161 +340,154 @@ func remoteAdd(ctx context.Context, e *env, args []string) error {
 	noVerify := f.Bool("no-gpg-verify", false, "do not verify commit and summary signatures (not recommended)")
 	sigKey := f.String("sign-verify", "", "verify ed25519 signatures of commits and summary: ed25519=inline:KEY, ed25519=file:PATH, a base64 key or a file")
 	ifNot := f.Bool("if-not-exists", false, "do nothing if the remote exists")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) < 2 {
-		return usagef("expected NAME URL [BRANCH...]")
-	}
-	rem := &remote.Remote{Name: pos[0], URL: pos[1], Branches: pos[2:], GPGVerify: !*noVerify, GPGVerifySummary: !*noVerify}
-	if *sigKey != "" {
-		// Accepts ostree's form ed25519=inline:KEY / ed25519=file:PATH,
-		// or just a key or a file name.
-		v := strings.TrimPrefix(*sigKey, "ed25519=")
-		if strings.Contains(v, "=") && !strings.HasPrefix(v, "inline:") && !strings.HasPrefix(v, "file:") {
-			return usagef("--sign-verify: only ed25519 keys are supported")
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) < 2 {
+			return usagef("expected NAME URL [BRANCH...]")
 		}
-		rem.SignVerify, rem.SignVerifySummary = true, true
-		switch {
-		case strings.HasPrefix(v, "file:"):
-			rem.Ed25519File = strings.TrimPrefix(v, "file:")
-		case strings.HasPrefix(v, "inline:"):
-			v = strings.TrimPrefix(v, "inline:")
-			if _, err := sign.ParseEd25519PublicKey(v); err != nil {
-				return err
+		rem := &remote.Remote{Name: pos[0], URL: pos[1], Branches: pos[2:], GPGVerify: !*noVerify, GPGVerifySummary: !*noVerify}
+		if *sigKey != "" {
+			// Accepts ostree's form ed25519=inline:KEY / ed25519=file:PATH,
+			// or just a key or a file name.
+			v := strings.TrimPrefix(*sigKey, "ed25519=")
+			if strings.Contains(v, "=") && !strings.HasPrefix(v, "inline:") && !strings.HasPrefix(v, "file:") {
+				return usagef("--sign-verify: only ed25519 keys are supported")
 			}
-			rem.Ed25519Keys = []string{v}
-		default:
-			if _, err := os.Stat(v); err == nil {
-				rem.Ed25519File = v
-			} else {
+			rem.SignVerify, rem.SignVerifySummary = true, true
+			switch {
+			case strings.HasPrefix(v, "file:"):
+				rem.Ed25519File = strings.TrimPrefix(v, "file:")
+			case strings.HasPrefix(v, "inline:"):
+				v = strings.TrimPrefix(v, "inline:")
 				if _, err := sign.ParseEd25519PublicKey(v); err != nil {
 					return err
 				}
 				rem.Ed25519Keys = []string{v}
+			default:
+				if _, err := os.Stat(v); err == nil {
+					rem.Ed25519File = v
+				} else {
+					if _, err := sign.ParseEd25519PublicKey(v); err != nil {
+						return err
+					}
+					rem.Ed25519Keys = []string{v}
+				}
 			}
 		}
-	}
-	for _, kv := range sets {
-		if err := applySet(rem, kv); err != nil {
+		for _, kv := range sets {
+			if err := applySet(rem, kv); err != nil {
+				return err
+			}
+		}
+		st, err := openStore()
+		if err != nil {
 			return err
 		}
+		defer st.Repo.Close()
+		return st.Add(rem, remote.AddOptions{Dir: *dir, IfNotExists: *ifNot, GPGImport: imports})
 	}
-	st, err := openStore()
-	if err != nil {
-		return err
-	}
-	defer st.Repo.Close()
-	return st.Add(rem, remote.AddOptions{Dir: *dir, IfNotExists: *ifNot, GPGImport: imports})
 }
 
-func remoteList(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo remote list", "--repo DIR [-u]")
+func remoteList(f *flagSet) runFunc {
 	openStore, _ := remoteStoreFlags(f)
-	showURL := f.Bool("u", false, "show URLs")
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	st, err := openStore()
-	if err != nil {
-		return err
-	}
-	defer st.Repo.Close()
-	all, err := st.List()
-	if err != nil {
-		return err
-	}
-	for _, r := range all {
-		if *showURL {
-			e.printf("%-20s %s\n", r.Name, r.URL)
-		} else {
-			e.printf("%s\n", r.Name)
+	showURL := f.BoolP("show-urls", "u", false, "show URLs")
+	return func(ctx context.Context, e *env, args []string) error {
+		st, err := openStore()
+		if err != nil {
+			return err
 		}
+		defer st.Repo.Close()
+		all, err := st.List()
+		if err != nil {
+			return err
+		}
+		for _, r := range all {
+			if *showURL {
+				e.printf("%-20s %s\n", r.Name, r.URL)
+			} else {
+				e.printf("%s\n", r.Name)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
-func remoteShow(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo remote show", "--repo DIR NAME")
+func remoteShow(f *flagSet) runFunc {
 	openStore, _ := remoteStoreFlags(f)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("expected NAME")
+		}
+		st, err := openStore()
+		if err != nil {
+			return err
+		}
+		defer st.Repo.Close()
+		r, err := st.Get(pos[0])
+		if err != nil {
+			return err
+		}
+		e.printf("name: %s\nurl: %s\n", r.Name, r.URL)
+		if r.ContentURL != "" {
+			e.printf("contenturl: %s\n", r.ContentURL)
+		}
+		e.printf("defined in: %s\ngpg-verify: %t\ngpg-verify-summary: %t\nsign-verify: %t\nsign-verify-summary: %t\n",
+			r.File, r.GPGVerify, r.GPGVerifySummary, r.SignVerify, r.SignVerifySummary)
+		if len(r.Branches) > 0 {
+			e.printf("branches: %s\n", strings.Join(r.Branches, ";"))
+		}
+		if kr, err := st.GPGKeyring(r); err == nil {
+			e.printf("trusted OpenPGP keys: %d\n", len(kr))
+		}
+		if r.TLSPermissive {
+			e.printf("tls-permissive: true\n")
+		}
+		return nil
 	}
-	if len(pos) != 1 {
-		return usagef("expected NAME")
-	}
-	st, err := openStore()
-	if err != nil {
-		return err
-	}
-	defer st.Repo.Close()
-	r, err := st.Get(pos[0])
-	if err != nil {
-		return err
-	}
-	e.printf("name: %s\nurl: %s\n", r.Name, r.URL)
-	if r.ContentURL != "" {
-		e.printf("contenturl: %s\n", r.ContentURL)
-	}
-	e.printf("defined in: %s\ngpg-verify: %t\ngpg-verify-summary: %t\nsign-verify: %t\nsign-verify-summary: %t\n",
-		r.File, r.GPGVerify, r.GPGVerifySummary, r.SignVerify, r.SignVerifySummary)
-	if len(r.Branches) > 0 {
-		e.printf("branches: %s\n", strings.Join(r.Branches, ";"))
-	}
-	if kr, err := st.GPGKeyring(r); err == nil {
-		e.printf("trusted OpenPGP keys: %d\n", len(kr))
-	}
-	if r.TLSPermissive {
-		e.printf("tls-permissive: true\n")
-	}
-	return nil
 }
 
-func remoteDelete(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo remote delete", "--repo DIR [--if-exists] NAME")
+func remoteDelete(f *flagSet) runFunc {
 	openStore, _ := remoteStoreFlags(f)
 	ifExists := f.Bool("if-exists", false, "do nothing if the remote does not exist")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) != 1 {
+			return usagef("expected NAME")
+		}
+		st, err := openStore()
+		if err != nil {
+			return err
+		}
+		defer st.Repo.Close()
+		return st.Delete(pos[0], *ifExists)
 	}
-	if len(pos) != 1 {
-		return usagef("expected NAME")
-	}
-	st, err := openStore()
-	if err != nil {
-		return err
-	}
-	defer st.Repo.Close()
-	return st.Delete(pos[0], *ifExists)
 }
 
-func repoServe(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo serve", "--repo DIR [--addr 127.0.0.1:8080] [--access-log]")
-	dir := f.String("repo", "", "archive repository to serve (required)")
+func repoServe(f *flagSet) runFunc {
+	dir := repoPathFlag(f, "archive repository to serve")
 	addr := f.String("addr", "127.0.0.1:8080", "address to listen on")
 	accessLog := f.Bool("access-log", false, "log every request to stderr")
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	if *dir == "" {
-		return usagef("--repo is required")
-	}
-	opts := serve.Options{}
-	if *accessLog {
-		opts.Log = func(l serve.LogEntry) {
-			fmt.Fprintf(e.stderr, "%s %s %s %d %d\n", time.Now().UTC().Format(time.RFC3339), l.Method, l.Path, l.Status, l.Bytes)
+	return func(ctx context.Context, e *env, args []string) error {
+		if *dir == "" {
+			return errNoRepo
 		}
+		opts := serve.Options{}
+		if *accessLog {
+			opts.Log = func(l serve.LogEntry) {
+				fmt.Fprintf(e.stderr, "%s %s %s %d %d\n", time.Now().UTC().Format(time.RFC3339), l.Method, l.Path, l.Status, l.Bytes)
+			}
+		}
+		return serve.ListenAndServe(ctx, *dir, *addr, opts, func(a net.Addr) {
+			fmt.Fprintf(e.stderr, "Serving %s on http://%s/\n", *dir, a)
+		})
 	}
-	return serve.ListenAndServe(ctx, *dir, *addr, opts, func(a net.Addr) {
-		fmt.Fprintf(e.stderr, "Serving %s on http://%s/\n", *dir, a)
-	})
 }
 
-func repoPull(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "repo pull", "--repo DIR REMOTE[:REF] [REF...] [--depth N] [--mirror] [--commit-metadata-only]")
+func repoPull(f *flagSet) runFunc {
 	open := repoFlag(f)
 	depth := f.Int("depth", 0, "also pull this many parent commits (-1: all)")
 	mirror := f.Bool("mirror", false, "write refs/heads/REF instead of refs/remotes/REMOTE/REF; with no refs, pull every ref and the summary")
@@ -514,61 +498,61 @@ func repoPull(ctx context.Context, e *env, args []string) error {
 	conns := f.Int("connections", 8, "HTTP connections per host")
 	quiet := f.Bool("quiet", false, "no progress output")
 	remotesD := f.String("remotes-d", "", "also read remotes from this remotes.d directory")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, e *env, args []string) error {
+		pos := args
+		var err error
+		if len(pos) == 0 {
+			return usagef("expected REMOTE[:REF] [REF...]")
+		}
+		name, refs := pos[0], pos[1:]
+		if n, ref, ok := strings.Cut(name, ":"); ok {
+			name = n
+			refs = append([]string{ref}, refs...)
+		}
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		st := &remote.Store{Repo: r}
+		if *remotesD != "" {
+			st.ExtraDirs = []string{*remotesD}
+		}
+		rem, err := st.Get(name)
+		if err != nil {
+			return err
+		}
+		src, err := pull.FromRemote(st, rem)
+		if err != nil {
+			return err
+		}
+		opts := pull.Options{
+			Refs: refs, Branches: rem.Branches, Mirror: *mirror, CommitMetadataOnly: *metaOnly,
+			Depth: *depth, Workers: *workers, Connections: *conns, DisableDeltas: *noDeltas, TimestampCheck: *tsCheck,
+		}
+		bar := newRenderer(e.stderr, *quiet)
+		opts.Progress = func(p pull.Progress) { bar.Update(pullUpdate(p)) }
+		opts.Retry = func(r pull.RetryEvent) { bar.Retry(r.Attempt, r.Attempts, r.URL, r.Err, r.Backoff) }
+		opts.Log = func(format string, a ...any) { bar.Message("note: " + fmt.Sprintf(format, a...)) }
+		res, err := pull.Pull(ctx, r, src, opts)
+		if err != nil {
+			bar.Clear()
+		} else {
+			bar.Done()
+		}
+		if err != nil {
+			return err
+		}
+		for ref, c := range res.Refs {
+			e.printf("%s:%s -> %s\n", name, ref, c)
+		}
+		e.printf("%d objects, %s transferred in %d requests", res.ObjectsFetched, humanBytes(uint64(res.BytesFetched)), res.Requests)
+		if res.DeltasUsed > 0 {
+			e.printf(", %d static delta(s)", res.DeltasUsed)
+		}
+		e.printf("\n")
+		return nil
 	}
-	if len(pos) == 0 {
-		return usagef("expected REMOTE[:REF] [REF...]")
-	}
-	name, refs := pos[0], pos[1:]
-	if n, ref, ok := strings.Cut(name, ":"); ok {
-		name = n
-		refs = append([]string{ref}, refs...)
-	}
-	r, err := open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	st := &remote.Store{Repo: r}
-	if *remotesD != "" {
-		st.ExtraDirs = []string{*remotesD}
-	}
-	rem, err := st.Get(name)
-	if err != nil {
-		return err
-	}
-	src, err := pull.FromRemote(st, rem)
-	if err != nil {
-		return err
-	}
-	opts := pull.Options{
-		Refs: refs, Branches: rem.Branches, Mirror: *mirror, CommitMetadataOnly: *metaOnly,
-		Depth: *depth, Workers: *workers, Connections: *conns, DisableDeltas: *noDeltas, TimestampCheck: *tsCheck,
-	}
-	bar := newRenderer(e.stderr, *quiet)
-	opts.Progress = func(p pull.Progress) { bar.Update(pullUpdate(p)) }
-	opts.Retry = func(r pull.RetryEvent) { bar.Retry(r.Attempt, r.Attempts, r.URL, r.Err, r.Backoff) }
-	opts.Log = func(format string, a ...any) { bar.Message("note: " + fmt.Sprintf(format, a...)) }
-	res, err := pull.Pull(ctx, r, src, opts)
-	if err != nil {
-		bar.Clear()
-	} else {
-		bar.Done()
-	}
-	if err != nil {
-		return err
-	}
-	for ref, c := range res.Refs {
-		e.printf("%s:%s -> %s\n", name, ref, c)
-	}
-	e.printf("%d objects, %s transferred in %d requests", res.ObjectsFetched, humanBytes(uint64(res.BytesFetched)), res.Requests)
-	if res.DeltasUsed > 0 {
-		e.printf(", %d static delta(s)", res.DeltasUsed)
-	}
-	e.printf("\n")
-	return nil
 }
 
 // pullUpdate is what the renderer shows of a pull's progress.

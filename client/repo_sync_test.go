@@ -20,7 +20,7 @@ func runSync(t *testing.T, ctx context.Context, args ...string) (string, error) 
 	t.Helper()
 	var out, errb bytes.Buffer
 	e := &env{stdout: &out, stderr: &errb}
-	err := runGroup("", topCommands())(ctx, e, args)
+	err := run(ctx, e, args)
 	if err != nil {
 		return out.String() + errb.String(), err
 	}

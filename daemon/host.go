@@ -154,9 +154,9 @@ func current(st *sysroot.Status) (*sysroot.Deployment, error) {
 
 func (b *HostBackend) source(r *repo.Repo, name string) (*pull.Source, error) {
 	store := &remote.Store{Repo: r, ExtraDirs: b.cfg.RemotesDirs}
-	rm, err := store.Get(name)
+	rm, err := store.Get(name) // its errors name the remote
 	if err != nil {
-		return nil, fmt.Errorf("remote %q: %w", name, err)
+		return nil, err
 	}
 	return pull.FromRemote(store, rm)
 }

@@ -95,12 +95,12 @@ func (b *HostBackend) imageUpgrade(ctx context.Context, s *sysroot.Sysroot, st *
 	opts := container.ImportOptions{Ref: imageRefName(imageRef), Insecure: insecure, Log: messageWriter{rep}}
 	if src.Remote != "" {
 		store := &remote.Store{Repo: s.Repo(), ExtraDirs: b.cfg.RemotesDirs}
-		rm, err := store.Get(src.Remote)
+		rm, err := store.Get(src.Remote) // its errors name the remote
 		if err != nil {
-			return res, fmt.Errorf("remote %q: %w", src.Remote, err)
+			return res, err
 		}
 		if opts.Verifiers, err = store.Verifiers(rm, false); err != nil {
-			return res, fmt.Errorf("remote %s: %w", src.Remote, err)
+			return res, err
 		}
 		if len(opts.Verifiers) == 0 {
 			return res, fmt.Errorf("remote %s verifies no signatures (gpg-verify and sign-verify are off): use ostree-unverified-image: to deploy without a check", src.Remote)

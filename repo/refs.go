@@ -222,6 +222,9 @@ func (r *Repo) resolveBase(rev string) (object.Checksum, error) {
 	if len(rev) >= 4 && len(rev) < 64 && isHex(rev) {
 		return r.resolvePrefix(rev)
 	}
+	if len(rev) > 0 && len(rev) < 4 && isHex(rev) {
+		return object.Checksum{}, fmt.Errorf("revision %q: no such ref, and a commit checksum prefix needs at least 4 hex characters", rev)
+	}
 	return object.Checksum{}, fmt.Errorf("revision %q not found", rev)
 }
 

@@ -336,6 +336,20 @@ func TestRefsAndRevParse(t *testing.T) {
 	if got, _ := r.ResolveRev(c2.String()[:10]); got != c2 {
 		t.Fatalf("prefix resolve = %s", got)
 	}
+	// Too short a prefix says what a prefix needs, not "not found"; a ref
+	// of that name still wins.
+	if _, err := r.ResolveRev(c2.String()[:3]); err == nil || !strings.Contains(err.Error(), "at least 4 hex characters") {
+		t.Errorf("3-character prefix: %v", err)
+	}
+	if err := r.SetRef("", "abc", c1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ResolveRev("abc"); err != nil || got != c1 {
+		t.Errorf("ref abc = %s, %v", got, err)
+	}
+	if err := r.SetRef("", "abc", object.Checksum{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.SetRef("origin", "os/stable", c1); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,10 @@
 #   4. start os-updated on a private D-Bus bus
 #   5. publish version 2 with a static delta, `os-update upgrade`, `status`,
 #      `rollback`, `status`, and let the reference ostree read the result
-# Everything lives in one work directory (DEMO_DIR, default a new temp dir).
+# Everything lives in one work directory (DEMO_DIR, default a new temp dir);
+# DEMO_CLEAN=1 removes it at the end. Its deployments are immutable, so
+# removing it by hand takes `chattr -i DIR/sysroot/ostree/deploy/*/deploy/*/` first
+# (the demo prints the command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then scripts/deps.sh; fi
@@ -19,7 +22,26 @@ go build -o "$bin/os-update" ./cmd/os-update
 go build -o "$bin/os-updated" ./cmd/os-updated
 osu=$bin/os-update
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# cleanup stops what the demo started: its servers, and the gpg-agent that
+# gpg started for the demo's key (GNUPGHOME is the demo's own).
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${GNUPGHOME:-}" ] && [ -d "$GNUPGHOME" ]; then gpgconf --kill all 2>/dev/null || true; fi
+  if [ "${DEMO_CLEAN:-0}" = 1 ]; then remove_work; fi
+}
+# remove_work deletes the work directory; deployments are immutable
+# (chattr +i, as libostree makes them), so that goes first.
+remove_work() {
+  unlock_deployments "$work/sysroot"
+  rm -rf "$work"
+}
+# unlock_deployments SYSROOT clears the immutable flag of its deployments.
+unlock_deployments() {
+  if [ -d "$1/ostree/deploy" ]; then
+    find "$1/ostree/deploy" -mindepth 3 -maxdepth 3 -type d -exec chattr -i {} + 2>/dev/null || true
+  fi
+}
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -71,7 +93,7 @@ for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/config" >/dev/null 2>&
 
 step "host: install a sysroot from the server"
 sysroot=$work/sysroot
-if [ -d "$sysroot" ]; then chattr -R -i "$sysroot/ostree/deploy" 2>/dev/null || true; rm -rf "$sysroot"; fi
+if [ -d "$sysroot" ]; then unlock_deployments "$sysroot"; rm -rf "$sysroot"; fi
 "$osu" admin init-fs "$sysroot"
 "$osu" admin os-init exampleos --sysroot "$sysroot"
 "$osu" repo remote add --repo "$sysroot/ostree/repo" --gpg-import "$work/public.gpg" origin "http://127.0.0.1:$port"
@@ -121,3 +143,6 @@ if command -v ostree >/dev/null; then
 fi
 echo
 echo "demo finished; everything is in $work (os-updated log: $work/os-updated.log)"
+if [ "${DEMO_CLEAN:-0}" != 1 ]; then
+  echo "its deployments are immutable (chattr +i); to delete it: chattr -i $sysroot/ostree/deploy/*/deploy/*/ && rm -rf $work"
+fi

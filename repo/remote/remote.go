@@ -475,13 +475,13 @@ func (s *Store) Ed25519Keys(r *Remote) (trusted, revoked []ed25519.PublicKey, er
 	if len(trusted) == 0 {
 		if p := existing("trusted.ed25519", "trusted.ed25519.d"); len(p) > 0 {
 			if trusted, err = sign.LoadEd25519PublicKeys(p...); err != nil {
-				return nil, nil, err
+				return nil, nil, fmt.Errorf("remote %q: %w", r.Name, err)
 			}
 		}
 	}
 	if p := existing("revoked.ed25519", "revoked.ed25519.d"); len(p) > 0 {
 		if revoked, err = sign.LoadEd25519PublicKeys(p...); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("remote %q: %w", r.Name, err)
 		}
 	}
 	return trusted, revoked, nil
