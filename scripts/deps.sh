@@ -32,6 +32,7 @@ packages=(
   polkitd         # a real polkit authority on the test bus (integration/TestPolkit*, TestCockpitPage)
   cockpit-ws cockpit-bridge # serve the Cockpit page on 127.0.0.1 (integration/TestCockpitPage)
   chromium        # headless browser driving the Cockpit page over the DevTools protocol
+  bash-completion # the completion script os-update completion bash writes runs on it (integration/TestInstallScript)
   cpio xz-utils zstd e2fsprogs
 )
 missing=()
