@@ -143,6 +143,8 @@ if command -v ostree >/dev/null; then
 fi
 echo
 echo "demo finished; everything is in $work (os-updated log: $work/os-updated.log)"
-if [ "${DEMO_CLEAN:-0}" != 1 ]; then
+if [ "${DEMO_CLEAN:-0}" = 1 ]; then
+  echo "DEMO_CLEAN=1: $work is deleted now"
+else
   echo "its deployments are immutable (chattr +i); to delete it: chattr -i $sysroot/ostree/deploy/*/deploy/*/ && rm -rf $work"
 fi
