@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -163,10 +164,16 @@ func dispatch(ctx context.Context, e *env, group string, cmds []namedCommand, gl
 			return c.run(ctx, e, rest)
 		}
 	}
-	fmt.Fprint(e.stderr, groupUsage(group, cmds))
 	if group == "" {
+		// CLI extensions: an ostree-NAME program on PATH is `ostree NAME`.
+		// A relative PATH entry counts too, as it does for libostree.
+		if p, err := exec.LookPath("ostree-" + name); err == nil || errors.Is(err, exec.ErrDot) {
+			return runExtension(ctx, e, p, args[idx+1:])
+		}
+		fmt.Fprint(e.stderr, groupUsage(group, cmds))
 		return fmt.Errorf("Unknown command '%s'", name)
 	}
+	fmt.Fprint(e.stderr, groupUsage(group, cmds))
 	return fmt.Errorf("Unknown \"%s\" subcommand '%s'", group, name)
 }
 
@@ -261,4 +268,17 @@ func (c *cmdOptions) usageText() string {
 func (c *cmdOptions) usageError(e *env, msg string) error {
 	fmt.Fprint(e.stderr, c.usageText())
 	return errors.New(msg)
+}
+
+// runExtension runs an ostree-NAME extension with the remaining arguments
+// and passes its exit status on.
+func runExtension(ctx context.Context, e *env, path string, args []string) error {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, e.stdout, e.stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exitCode(exit.ExitCode())
+	}
+	return err
 }
