@@ -189,6 +189,13 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 		}
 		e.printf("       Commit: %s\n", d.Checksum)
 		printVerdict(e, d.BootVerdict)
+		if bt := d.BootTries; bt != nil {
+			if bt.Left > 0 {
+				e.printf("    BootTries: %d left (%s)\n", bt.Left, bt.Method)
+			} else {
+				e.printf("    BootTries: used up (%s): the boot loader boots the next deployment\n", bt.Method)
+			}
+		}
 		if d.ContainerImageReference != "" {
 			e.printf("        Image: %s\n", d.ContainerImageReference)
 			e.printf("  ImageDigest: %s\n", d.ContainerImageDigest)

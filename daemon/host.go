@@ -73,6 +73,9 @@ func (b *HostBackend) Status(ctx context.Context) (api.Status, error) {
 	// The roles are the sysroot's (see sysroot.Status), shared with
 	// rollback, cleanup and `admin status`, and so is the schema.
 	st := api.Status{Deployments: deployinfo.Describe(s), Warnings: s.Warnings}
+	if _, err := s.BootCount(); err != nil {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("boot counter: %v", err))
+	}
 	return st, nil
 }
 

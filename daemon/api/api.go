@@ -206,6 +206,16 @@ type Deployment struct {
 	// BootVerdict is the last boot health check of this deployment, if
 	// one ran (see docs/health.md).
 	BootVerdict *BootVerdict `json:"boot-verdict,omitempty"`
+	// BootTries is the boot loader's counting of this deployment's boots
+	// (the default one, while it is on trial; see docs/boot.md).
+	BootTries *BootTries `json:"boot-tries,omitempty"`
+}
+
+// BootTries is where the boot loader's counting of a new default stands.
+type BootTries struct {
+	Method string `json:"method"` // "grubenv" or "systemd-boot"
+	Left   int    `json:"left"`   // tries left; 0: used up, the boot loader boots the next deployment
+	Done   int    `json:"done,omitempty"`
 }
 
 // UnlockedNone is the unlocked state of a deployment whose /usr is

@@ -101,6 +101,9 @@ func testKernelPanicFallsBack(t *testing.T, g *guestOS, work, logDir string) {
 	if env := grubenv(); env != "boot_counter=3 boot_success=0" {
 		t.Fatalf("grubenv after deploying the update: %q", env)
 	}
+	if out := v.must("os-update status", time.Minute); !strings.Contains(out, "BootTries: 3 left (grubenv)") {
+		t.Fatalf("status does not show the update's tries:\n%s", out)
+	}
 	from := v.consoleLen()
 	v.send("reboot")
 	// Each try: the update's kernel starts, its init fails, the kernel
@@ -136,6 +139,9 @@ func testKernelPanicFallsBack(t *testing.T, g *guestOS, work, logDir string) {
 	st := v.status()
 	if st.Deployments[0].Checksum != g.Panic || st.Deployments[0].Booted || !st.Deployments[1].Booted {
 		t.Fatalf("deployments after the fallback: %+v", st.Deployments)
+	}
+	if bt := st.Deployments[0].BootTries; bt == nil || bt.Method != "grubenv" || bt.Left != 0 {
+		t.Fatalf("status of the update's boot tries after the fallback: %+v", bt)
 	}
 	if env := grubenv(); env != "boot_counter=0 boot_success=0" {
 		t.Fatalf("grubenv after the fallback: %q", env)

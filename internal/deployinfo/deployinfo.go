@@ -52,7 +52,16 @@ func ID(osname, checksum string, serial int) string {
 func Describe(s *sysroot.Sysroot) []api.Deployment {
 	out := []api.Deployment{}
 	for i, d := range s.Status().Deployments {
-		out = append(out, Of(s.Repo(), i, d))
+		ad := Of(s.Repo(), i, d)
+		// The boot loader counts the boots of the boot-configured default
+		// while it is on trial (an unreadable counter shows as none; the
+		// daemon's status warns about it).
+		if len(s.Deployments) > 0 && d.Deployment == s.Deployments[0] {
+			if bc, err := s.BootCount(); err == nil && bc.Counting {
+				ad.BootTries = &api.BootTries{Method: bc.Method, Left: bc.Left, Done: bc.Done}
+			}
+		}
+		out = append(out, ad)
 	}
 	return out
 }
