@@ -88,6 +88,10 @@ type Result struct {
 	// Verdict is a health check's verdict; the daemon records it (also
 	// when the operation returns an error: an unhealthy boot is one).
 	Verdict *api.BootVerdict
+	// Abandoned is the verdict on a default the boot loader gave up on
+	// (it used up its boot tries and the boot loader fell back), recorded
+	// before Verdict.
+	Abandoned *api.BootVerdict
 }
 
 // Reporter receives an operation's progress. It is safe for concurrent use.

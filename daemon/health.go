@@ -212,6 +212,13 @@ func (b *HostBackend) healthCheck(ctx context.Context, s *sysroot.Sysroot, st *s
 			v.ActionDetail = "boot counter cleared (" + mg.State.Method + ")"
 		}
 		rep.Message(fmt.Sprintf("Healthy: %s %s is marked good", booted.Version, booted.Commit))
+		if mg.FellBack && mg.State.Exhausted() {
+			ab, err := b.abandonDefault(ctx, s, key, req, mg.State.Method, rep)
+			res.Abandoned = ab
+			if err != nil {
+				return res, err
+			}
+		}
 		return res, nil
 	}
 	v.Good = hasPrior && prior.Good
@@ -255,4 +262,32 @@ func bootID() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// abandonDefault handles a boot loader that fell back: the default used
+// up its tries without a healthy boot, and the healthy booted deployment
+// (key) is made the default again, so that the failed one is not tried
+// on every boot. The failed default gets an unhealthy verdict saying so.
+func (b *HostBackend) abandonDefault(ctx context.Context, s *sysroot.Sysroot, key string, req Request, method string, rep Reporter) (*api.BootVerdict, error) {
+	if len(s.Deployments) == 0 {
+		return nil, nil
+	}
+	failed := s.Deployments[0]
+	fkey := deploymentKey(failed.OS, failed.Commit.String(), failed.Serial)
+	if fkey == key {
+		return nil, nil
+	}
+	ab := &api.BootVerdict{Deployment: fkey, Checksum: failed.Commit.String(), Version: failed.Version,
+		Verdict: api.VerdictUnhealthy, CheckedAt: time.Now().Unix(), BootID: bootID(),
+		Reason: fmt.Sprintf("used up its boot tries (%s) without a healthy boot: the boot loader fell back to %s", method, key),
+		Good:   req.Verdicts[fkey].Good}
+	booted, err := s.MakeDefault(ctx, key)
+	if err != nil {
+		ab.Action, ab.ActionDetail = api.ActionNone, fmt.Sprintf("making %s the default failed: %v", key, err)
+		return ab, fmt.Errorf("the boot loader fell back from %s, but %s", fkey, ab.ActionDetail)
+	}
+	ab.Action, ab.RolledBackTo = api.ActionRolledBack, key
+	ab.ActionDetail = fmt.Sprintf("rolled back to %s %s", booted.Version, key)
+	rep.Message(fmt.Sprintf("%s %s %s; %s", failed.Version, fkey, ab.Reason, ab.ActionDetail))
+	return ab, nil
 }

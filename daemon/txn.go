@@ -197,6 +197,9 @@ func (t *transaction) run() {
 			d.logf("history: %v", ferr)
 		}
 	}
+	if res.Abandoned != nil {
+		d.recordVerdict(t.ctx, *res.Abandoned)
+	}
 	if res.Verdict != nil {
 		d.recordVerdict(t.ctx, *res.Verdict)
 	}

@@ -233,3 +233,56 @@ func TestHealthCheckOfflineRefused(t *testing.T) {
 		t.Fatalf("offline check recorded a verdict: %+v", st.Deployments[0].BootVerdict)
 	}
 }
+
+// TestHealthCheckAfterBootLoaderFellBack: with grub2 counting, a new
+// default that used up its tries makes grub boot the previous deployment;
+// its healthy check marks it good, makes it the default again and records
+// why the other one was abandoned. Nothing reboots.
+func TestHealthCheckAfterBootLoaderFellBack(t *testing.T) {
+	editenv := testutil.RequireTool(t, "grub-editenv")
+	h := newHost(t)
+	os.MkdirAll(filepath.Join(h.sysroot, "boot/grub"), 0o755)
+	os.WriteFile(filepath.Join(h.sysroot, "boot/grub/grub.cfg"), []byte("# installer's\n"), 0o644)
+	env := filepath.Join(h.sysroot, "boot/grub/grubenv")
+	h.publish("2", mountPoints)
+	h.mustClient("upgrade")
+	v2 := h.status().Deployments[0]
+	h.startBootedDaemon(v2)
+	if out := h.mustClient("health-check"); !strings.Contains(out, "Healthy") {
+		t.Fatalf("v2's check:\n%s", out)
+	}
+	files := map[string]string{"usr/bin/v3": "#!/bin/sh\n"}
+	for k, v := range mountPoints {
+		files[k] = v
+	}
+	h.publish("3", files)
+	h.mustClient("upgrade")
+	v3 := h.status().Deployments[0]
+	if got := testutil.Run(t, editenv, env, "list"); !strings.Contains(got, "boot_counter=3") {
+		t.Fatalf("the update is not counted: %q", got)
+	}
+	// grub tried v3 three times and fell back to v2 (index 1).
+	testutil.Run(t, editenv, env, "set", "boot_counter=0")
+	out := h.mustClient("health-check")
+	if !strings.Contains(out, "used up its boot tries (grubenv)") {
+		t.Fatalf("health-check after the fallback:\n%s", out)
+	}
+	st := h.status()
+	if st.Deployments[0].Checksum != v2.Checksum || !st.Deployments[0].Booted || st.Deployments[1].Checksum != v3.Checksum {
+		t.Fatalf("v2 is not the default again: %+v", st.Deployments)
+	}
+	bv := st.Deployments[1].BootVerdict
+	if bv == nil || bv.Verdict != api.VerdictUnhealthy || bv.Action != api.ActionRolledBack ||
+		!strings.Contains(bv.Reason, "the boot loader fell back to "+v2.OSName+"/"+v2.Checksum) {
+		t.Fatalf("v3's verdict: %+v", bv)
+	}
+	if bv := st.Deployments[0].BootVerdict; bv == nil || bv.Verdict != api.VerdictHealthy || !bv.Good {
+		t.Fatalf("v2's verdict: %+v", bv)
+	}
+	if got := testutil.Run(t, editenv, env, "list"); strings.Contains(got, "boot_counter") {
+		t.Fatalf("grubenv still counts: %q", got)
+	}
+	if r := h.reboots(); r != "" {
+		t.Fatalf("rebooted: %q", r)
+	}
+}

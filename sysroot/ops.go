@@ -32,9 +32,33 @@ func (s *Sysroot) mutate(fn func() error) error {
 // or offline after the default), else, when an update is pending, the
 // booted one. A staged deployment is discarded.
 func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
+	return s.makeDefault(ctx, func(st *Status) (*Deployment, error) { return st.RollbackTarget() })
+}
+
+// MakeDefault makes the named boot-configured deployment (see
+// Status.Find) the default, the others keeping their order after it, as
+// Rollback does for the rollback target. A staged deployment is
+// discarded. The health check uses it after the boot loader fell back to
+// an older deployment, whichever its position.
+func (s *Sysroot) MakeDefault(ctx context.Context, name string) (*Deployment, error) {
+	return s.makeDefault(ctx, func(st *Status) (*Deployment, error) {
+		d, err := st.Find(name)
+		if err != nil {
+			return nil, fmt.Errorf("make default: %w", err)
+		}
+		if d.Staged {
+			return nil, fmt.Errorf("make default: %s is staged (finalize makes it the default)", name)
+		}
+		return d.Deployment, nil
+	})
+}
+
+// makeDefault writes the boot configuration with the deployment choose
+// picks first, in one swap.
+func (s *Sysroot) makeDefault(ctx context.Context, choose func(*Status) (*Deployment, error)) (*Deployment, error) {
 	var target *Deployment
 	err := s.mutate(func() error {
-		t, err := s.Status().RollbackTarget()
+		t, err := choose(s.Status())
 		if err != nil {
 			return err
 		}

@@ -142,3 +142,36 @@ func TestDeployByCommit(t *testing.T) {
 		t.Fatalf("origin of a commit deployed without a refspec: %q", s.Deployments[0].Refspec())
 	}
 }
+
+// MakeDefault puts any boot-configured deployment first, the others in
+// their order after it; a name that is not deployed changes nothing.
+func TestMakeDefault(t *testing.T) {
+	dir := t.TempDir()
+	s := newSysroot(t, dir)
+	ctx := context.Background()
+	var ds []*Deployment
+	for _, v := range []string{"1", "2", "3"} {
+		commitTree(t, s.Repo(), "os", treeSpec{version: v})
+		deploy(t, s, "os", func(o *DeployOptions) { o.Retain = true })
+		ds = append(ds, s.Deployments[0])
+	}
+	// [3, 2, 1]
+	if got := names(s); len(got) != 3 {
+		t.Fatalf("deployments %v", got)
+	}
+	d, err := s.MakeDefault(ctx, ds[0].Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name() != ds[0].Name() || s.Deployments[0].Name() != ds[0].Name() || s.Deployments[1].Name() != ds[2].Name() || s.Deployments[2].Name() != ds[1].Name() {
+		t.Fatalf("MakeDefault(1): %v", names(s))
+	}
+	before := names(s)
+	if _, err := s.MakeDefault(ctx, "0000.0"); err == nil || !strings.Contains(err.Error(), "no deployment 0000.0") {
+		t.Fatalf("MakeDefault of an unknown name: %v", err)
+	}
+	if s2 := openSysroot(t, dir); strings.Join(names(s2), " ") != strings.Join(before, " ") {
+		t.Fatalf("a refused MakeDefault changed the order: %v, was %v", names(s2), before)
+	}
+	checkConsistent(t, s)
+}
