@@ -32,18 +32,29 @@ and run it with ARGS.`},
 
 func adminCommands() []command {
 	return []command{
-		{use: "init-fs DIR", short: "create an empty physical root with a repository", run: runInitFS},
-		{use: "os-init OSNAME", short: "create a stateroot", run: runOSInit},
+		{use: "init-fs DIR", short: "create an empty physical root with a repository", run: runInitFS, long: `Create the layout of an empty physical root in DIR: the top-level
+directories of a root file system (boot, dev, proc, sys, tmp, ...), a bare
+repository at ostree/repo and ostree/deploy for the stateroots.`},
+		{use: "os-init OSNAME", short: "create a stateroot", run: runOSInit, long: `Create the stateroot OSNAME (ostree/deploy/OSNAME with its var/) where
+deployments of that operating system live.`},
 		{use: "deploy REV", short: "deploy a commit as the new default", run: runDeploy, long: `Deploy REV (a ref or checksum of the sysroot's repository) for the
 stateroot --os as the new default deployment; the previous default stays as
 the rollback. --stage writes the deployment but makes it the default only
 when "os-update finalize" runs.`},
-		{use: "status", short: "list deployments", run: runAdminStatus},
-		{use: "rollback", short: "make the rollback deployment the default", run: runRollback},
-		{use: "undeploy INDEX|NAME", short: "remove a deployment by index", run: runUndeploy},
-		{use: "cleanup", short: "remove unreferenced deployments, kernels and objects", run: runCleanup},
-		{use: "pin INDEX", short: "keep a deployment when new ones are deployed", run: runPin},
-		{use: "kargs", short: "show or change kernel arguments of a deployment", run: runKargs},
+		{use: "status", short: "list deployments", run: runAdminStatus, long: `List the deployments of the sysroot with their roles (booted, staged,
+pending, rollback, pinned), versions and origins; --json prints them in
+the schema of docs/json.md.`},
+		{use: "rollback", short: "make the rollback deployment the default", run: runRollback, long: `Make the rollback deployment the default one for the next boot.`},
+		{use: "undeploy INDEX|NAME", short: "remove a deployment by index", run: runUndeploy, long: `Remove the deployment at INDEX (as admin status lists them) or named
+CHECKSUM.SERIAL; the booted deployment cannot be removed.`},
+		{use: "cleanup", short: "remove unreferenced deployments, kernels and objects", run: runCleanup, long: `Remove what no deployment needs any more: deployment directories left
+behind, unused boot files and repository objects no ref or deployment
+reaches.`},
+		{use: "pin INDEX", short: "keep a deployment when new ones are deployed", run: runPin, long: `Pin the deployment at INDEX so that new deployments do not remove it;
+--unpin releases it.`},
+		{use: "kargs", short: "show or change kernel arguments of a deployment", run: runKargs, long: `Print the kernel arguments of a deployment (--deployment N, default the
+default one), or change them with --append, --delete and --replace, which
+writes a new boot entry.`},
 	}
 }
 

@@ -25,9 +25,19 @@ bootable disk images (image).`, sub: []command{
 them from its repositories (or pinned by --lockfile), install them, apply
 the OSTree conventions, commit, and by default sign, update the summary
 and generate a static delta from the previous commit.`},
-			{use: "commit ROOTFS", short: "commit a root filesystem directory with the OSTree conventions", run: composeCommit},
-			{use: "container-encapsulate REF oci:PATH[:TAG]|oci-archive:PATH[:TAG]|docker://HOST/NAME:TAG", short: "write a commit as an OCI image (ostree container format)", run: composeEncapsulate},
-			{use: "image", short: "write a bootable disk image of a commit (MBR, ext4, extlinux)", run: composeImage},
+			{use: "commit ROOTFS", short: "commit a root filesystem directory with the OSTree conventions", run: composeCommit, long: `Commit the root filesystem directory ROOTFS to --branch after applying the
+OSTree conventions (/etc moved to /usr/etc, the content of /var turned
+into tmpfiles.d lines, the kernel moved to /usr/lib/modules; see
+docs/compose.md), then sign, update the summary and generate a delta as
+compose tree does.`},
+			{use: "container-encapsulate REF oci:PATH[:TAG]|oci-archive:PATH[:TAG]|docker://HOST/NAME:TAG", short: "write a commit as an OCI image (ostree container format)", run: composeEncapsulate, long: `Write the commit of REF as an OCI image in the ostree container format
+(layers of the tree, the commit in its metadata), to an OCI layout
+directory, an OCI archive or a registry. --max-layers splits the tree into
+up to that many layers so that updates fetch only changed ones.`},
+			{use: "image", short: "write a bootable disk image of a commit (MBR, ext4, extlinux)", run: composeImage, long: `Write a bootable disk image of --ref from the repository: an MBR disk with
+one ext4 partition holding a sysroot with that commit deployed and a boot
+loader (extlinux, or grub2 with --bootloader grub2), raw or qcow2. The
+file appears only when complete.`},
 		}},
 	}
 }

@@ -13,7 +13,8 @@ import (
 // repoContainerCommands are the repo subcommands for OCI images.
 func repoContainerCommands() []command {
 	return []command{
-		{use: "container", short: "import OCI images in the ostree container format", sub: []command{
+		{use: "container", short: "import OCI images in the ostree container format", long: `Work with OCI images in the ostree container format (ostree-ext): import
+an image as a commit of the repository.`, sub: []command{
 			{use: "import IMAGE", short: "import an image (oci:, oci-archive:, docker://) as a commit", run: containerImport, long: `Import IMAGE as a commit of --ref: oci:PATH[:TAG], oci-archive:PATH[:TAG]
 or docker://HOST/NAME:TAG, optionally prefixed with ostree-unverified-image:
 or ostree-remote-image:REMOTE: (then the commit's signature is checked with

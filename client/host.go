@@ -71,9 +71,14 @@ Removing the last one deploys the plain base again.`},
 		{use: "override", short: "change base packages", long: `Remove base packages, replace them with other versions, or drop such
 overrides again. Each subcommand is one transaction that deploys a new
 derived commit.`, sub: []command{
-			{use: "remove PKG...", short: "remove base packages", run: hostOverrideRemove},
-			{use: "replace FILE.rpm...|NAME-VERSION-RELEASE.ARCH...", short: "replace base packages with local .rpm files or NEVRAs from the repositories", run: hostOverrideReplace},
-			{use: "reset PKG...|--all", short: "drop overrides of packages (--all: every override)", run: hostOverrideReset},
+			{use: "remove PKG...", short: "remove base packages", run: hostOverrideRemove, long: `Remove base packages (of the deployment's base commit) from a new derived
+deployment. The request is recorded in the origin and applied again to
+every new base by upgrade, rebase and deploy.`},
+			{use: "replace FILE.rpm...|NAME-VERSION-RELEASE.ARCH...", short: "replace base packages with local .rpm files or NEVRAs from the repositories", run: hostOverrideReplace, long: `Replace base packages with other versions: local .rpm files, or
+NAME-VERSION-RELEASE.ARCH from the configured repositories. The request is
+recorded and applied again to every new base.`},
+			{use: "reset PKG...|--all", short: "drop overrides of packages (--all: every override)", run: hostOverrideReset, long: `Drop the overrides (remove or replace) of the packages named, or of every
+package with --all, and deploy the base packages again.`},
 		}},
 		{use: "db", short: "compare the packages of two commits", long: `Inspect the package database of deployments.`, sub: []command{
 			{use: "diff [FROM [TO]]", short: "show packages added, removed and changed between two commits", run: hostDbDiff, long: `Compare the package lists of two commits, from the older to the newer:

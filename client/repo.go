@@ -19,17 +19,36 @@ import (
 
 func repoCommands() []command {
 	cmds := []command{
-		{use: "init", short: "create a repository", run: repoInit},
-		{use: "commit [PATH]", short: "commit a directory tree", run: repoCommit},
-		{use: "checkout REV DEST", short: "check a commit out into a directory", run: repoCheckout},
-		{use: "fsck", short: "verify every object and reference", run: repoFsck},
-		{use: "prune", short: "delete unreachable objects", run: repoPrune},
-		{use: "log REV", short: "show a commit and its ancestors", run: repoLog},
-		{use: "show REV", short: "show a commit", run: repoShow},
-		{use: "ls REV [PATH...]", short: "list files in a commit", run: repoLs},
-		{use: "cat REV PATH...", short: "print a file of a commit", run: repoCat},
-		{use: "refs [PREFIX]", short: "list, create or delete refs", run: repoRefs},
-		{use: "rev-parse REV", short: "print the checksum a revision names", run: repoRevParse},
+		{use: "init", short: "create a repository", run: repoInit, long: `Create an empty repository at --repo: bare (the default; what a host's
+/ostree/repo is), archive (compressed objects, what servers publish; also
+called archive-z2) or bare-user-only (no ownership or xattrs, for
+unprivileged users).`},
+		{use: "commit [PATH]", short: "commit a directory tree", run: repoCommit, long: `Commit the directory PATH (or --tree=dir=PATH) as a new commit of --branch,
+with the branch's current commit as parent (unless --orphan or --parent).
+Prints the new commit's checksum. --bootable checks that the tree holds
+exactly one kernel and records it in the commit metadata.`},
+		{use: "checkout REV DEST", short: "check a commit out into a directory", run: repoCheckout, long: `Check out the tree of REV (a ref, a checksum or a prefix of at least 4 hex
+characters, with ^ for parents) into the new directory DEST. From a bare
+repository files are hardlinked unless --force-copy; --union writes into an
+existing directory.`},
+		{use: "fsck", short: "verify every object and reference", run: repoFsck, long: `Verify every object of the repository against its checksum, and that every
+ref points at a commit whose tree is complete. Exits 1 when something is
+wrong; --delete removes corrupt objects.`},
+		{use: "prune", short: "delete unreachable objects", run: repoPrune, long: `Delete objects no ref (and no deployment's commit) reaches. --depth and
+--keep-younger-than also cut the history behind each ref; --no-prune only
+reports what would go.`},
+		{use: "log REV", short: "show a commit and its ancestors", run: repoLog, long: `Print REV's commit (checksum, date, version, subject, body) and those of its
+parents, newest first, as far as the repository has them.`},
+		{use: "show REV", short: "show a commit", run: repoShow, long: `Print REV's commit: checksum, parent, date, version, subject and body, or
+one metadata value (--print-metadata-key, --print-detached-metadata-key).`},
+		{use: "ls REV [PATH...]", short: "list files in a commit", run: repoLs, long: `List the files of REV's tree below PATH (default /): type, mode, owner,
+size and name, and with -C their checksums, -X their xattrs; -R descends.`},
+		{use: "cat REV PATH...", short: "print a file of a commit", run: repoCat, long: `Write the contents of the files PATH of REV's tree to standard output.`},
+		{use: "refs [PREFIX]", short: "list, create or delete refs", run: repoRefs, long: `List the refs (and remote refs, as REMOTE:REF) starting with PREFIX.
+--delete deletes the refs named; --create NEW REV makes ref NEW point at REV.`},
+		{use: "rev-parse REV", short: "print the checksum a revision names", run: repoRevParse, long: `Print the full checksum REV names: a ref, REMOTE:REF, a checksum or a
+prefix of at least 4 hex characters, each optionally followed by ^ (the
+parent) any number of times.`},
 	}
 	// Each feature area registers its subcommands in its own file.
 	cmds = append(cmds, repoSyncCommands()...)

@@ -18,10 +18,17 @@ func repoDeltaCommands() []command {
 		{use: "delta", short: "generate, list, show and apply static deltas", long: `Static deltas carry the change from one commit to another (or a whole
 commit, from empty) as a few compressed parts that clients fetch instead of
 single objects.`, sub: []command{
-			{use: "generate", short: "generate a static delta between two commits", run: deltaGenerate},
-			{use: "list", short: "list the static deltas of a repository", run: deltaList},
-			{use: "show DELTA", short: "describe a static delta", run: deltaShow},
-			{use: "apply-offline PATH", short: "apply a static delta from a directory", run: deltaApplyOffline},
+			{use: "generate", short: "generate a static delta between two commits", run: deltaGenerate, long: `Generate the static delta from --from (default the parent of --to) to --to,
+or from nothing with --empty: parts of compressed objects and bsdiff
+patches, described by a superblock under deltas/. Run repo summary --update
+afterwards so that clients find it.`},
+			{use: "list", short: "list the static deltas of a repository", run: deltaList, long: `List the static deltas of the repository as FROM-TO (or TO for a from-empty
+delta).`},
+			{use: "show DELTA", short: "describe a static delta", run: deltaShow, long: `Describe static delta DELTA (as repo delta list names it): its parts, their
+sizes and the objects and operations they hold.`},
+			{use: "apply-offline PATH", short: "apply a static delta from a directory", run: deltaApplyOffline, long: `Apply the static delta whose superblock is at PATH (a directory copied from
+a server's deltas/) to the repository, writing the objects of its target
+commit.`},
 		}},
 	}
 }

@@ -22,17 +22,34 @@ import (
 // remotes, serving and pulling.
 func repoSyncCommands() []command {
 	return []command{
-		{use: "sign COMMIT", short: "sign a commit (OpenPGP or ed25519)", run: repoSign},
-		{use: "verify COMMIT", short: "verify a commit's signatures", run: repoVerify},
-		{use: "summary", short: "show, regenerate or sign the summary", run: repoSummary},
-		{use: "remote", short: "add, list, show or delete remotes", sub: []command{
-			{use: "add NAME URL [BRANCH...]", short: "add a remote", run: remoteAdd},
-			{use: "list", short: "list remotes", run: remoteList},
-			{use: "show NAME", short: "show a remote's settings", run: remoteShow},
-			{use: "delete NAME", short: "delete a remote", run: remoteDelete},
+		{use: "sign COMMIT", short: "sign a commit (OpenPGP or ed25519)", run: repoSign, long: `Sign COMMIT with an OpenPGP key (--gpg-key FILE, or --gpg-sign KEYID with
+--gpg-homedir) and/or an ed25519 key (--ed25519-key, --sign-key); the
+signatures go into its detached metadata, where pulls verify them.`},
+		{use: "verify COMMIT", short: "verify a commit's signatures", run: repoVerify, long: `Check COMMIT's signatures against OpenPGP keyrings (--keyring), ed25519
+public keys (--ed25519-pubkey) or the keys and policy of a configured
+remote (--remote). Exits 1 when no valid signature is found.`},
+		{use: "summary", short: "show, regenerate or sign the summary", run: repoSummary, long: `Without options, print the repository's summary (refs, commits, static
+deltas). --update regenerates it (and the delta indexes); with signing
+options the new summary is signed too.`},
+		{use: "remote", short: "add, list, show or delete remotes", long: `Configure the remotes a repository pulls from: their URL, signature
+policy, keys and branches, in the repository's config or a remotes.d
+directory.`, sub: []command{
+			{use: "add NAME URL [BRANCH...]", short: "add a remote", run: remoteAdd, long: `Add remote NAME with URL. Signatures are required by default
+(gpg-verify=true): import its OpenPGP keys with --gpg-import, or turn the
+check off with --no-gpg-verify. --set KEY=VALUE sets other ostree remote
+options.`},
+			{use: "list", short: "list remotes", run: remoteList, long: `List the remotes, with their URLs when -u is given.`},
+			{use: "show NAME", short: "show a remote's settings", run: remoteShow, long: `Print remote NAME's settings: URL, signature policy, keys and branches.`},
+			{use: "delete NAME", short: "delete a remote", run: remoteDelete, long: `Delete remote NAME and its imported keys (--if-exists: no error when it
+does not exist).`},
 		}},
-		{use: "serve", short: "serve an archive repository over HTTP (read-only)", run: repoServe},
-		{use: "pull REMOTE[:REF] [REF...]", short: "pull refs from a remote over HTTP", run: repoPull},
+		{use: "serve", short: "serve an archive repository over HTTP (read-only)", run: repoServe, long: `Serve an archive repository read-only over HTTP at --addr, as a static file
+server would (config, summary, objects, deltas); for tests, demos and
+local mirrors.`},
+		{use: "pull REMOTE[:REF] [REF...]", short: "pull refs from a remote over HTTP", run: repoPull, long: `Fetch refs of a remote over HTTP into the repository, verifying signatures
+as the remote requires, using static deltas when the server has them and
+fetching only the objects that are missing. Writes refs/remotes/REMOTE/REF
+(refs/heads/REF with --mirror).`},
 	}
 }
 
