@@ -461,7 +461,8 @@ func runCheckout(ctx context.Context, e *env, args []string) error {
 	}
 	for name, set := range map[string]bool{"--union-add": unionAdd, "--union-identical": unionIdentical, "--whiteouts": whiteouts,
 		"--process-passthrough-whiteouts": passthrough, "--from-stdin": fromStdin, "--from-file": fromFile != "",
-		"--bareuseronly-dirs": bareuseronlyDirs, "--skip-list": skipList != "", "--selinux-policy": selinuxPolicy != ""} {
+		"--bareuseronly-dirs": bareuseronlyDirs, "--skip-list": skipList != "", "--selinux-policy": selinuxPolicy != "",
+		"--require-hardlinks": requireHL} {
 		if set {
 			return fmt.Errorf("ostree checkout %s: not implemented by os-update", name)
 		}
