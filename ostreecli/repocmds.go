@@ -289,17 +289,13 @@ func runCommit(ctx context.Context, e *env, args []string) error {
 	if branch != "" {
 		prev, _ = r.ReadRef("", branch)
 	}
-	if skipUnchanged && prev != (object.Checksum{}) {
-		// Commit without moving the ref and compare the trees.
-		probe := opts
-		probe.Branch, probe.NoBindings = "", true
-		_ = probe
-	}
 	sum, err := r.CommitDir(ctx, dir, opts)
 	if err != nil {
 		return err
 	}
 	if skipUnchanged && prev != (object.Checksum{}) {
+		// The tree is the same: the branch goes back to its commit (the
+		// new commit object is left for prune).
 		if same, _ := sameTree(r, prev, sum); same {
 			if err := r.SetRef("", branch, prev); err != nil {
 				return err
