@@ -43,8 +43,9 @@ func TestNoDaemonHint(t *testing.T) {
 	}
 }
 
-// silentListener accepts connections and never answers, like a stuck bus.
-func silentListener(t *testing.T) string {
+// silentListener accepts connections and never answers, like a stuck bus;
+// accepted receives a value per connection.
+func silentListener(t *testing.T) (addr string, accepted chan struct{}) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "silent")
 	l, err := net.Listen("unix", sock)
@@ -53,6 +54,7 @@ func silentListener(t *testing.T) string {
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
+	accepted = make(chan struct{}, 10)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -62,6 +64,10 @@ func silentListener(t *testing.T) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -72,7 +78,7 @@ func silentListener(t *testing.T) string {
 		}
 		mu.Unlock()
 	})
-	return "unix:path=" + sock
+	return "unix:path=" + sock, accepted
 }
 
 // silentDaemon owns os-updated's name on a real bus and never answers a
@@ -108,7 +114,8 @@ func silentDaemon(t *testing.T) (addr string, called chan string) {
 // and an os-updated that never replies, both fail within --timeout with
 // an error that says so.
 func TestCallTimeout(t *testing.T) {
-	for name, addr := range map[string]string{"bus": silentListener(t), "daemon": func() string { a, _ := silentDaemon(t); return a }()} {
+	silentBus, _ := silentListener(t)
+	for name, addr := range map[string]string{"bus": silentBus, "daemon": func() string { a, _ := silentDaemon(t); return a }()} {
 		var out, errOut bytes.Buffer
 		start := time.Now()
 		code := Main([]string{"status", "--bus-address", addr, "--timeout", "1s"}, &out, &errOut)
@@ -183,8 +190,15 @@ func sigterm(t *testing.T, args []string, ready func()) (time.Duration, error, s
 // TestSIGTERMEndsWaitingClient: SIGTERM ends a client waiting on a silent
 // bus or a silent daemon at once, although --timeout is long.
 func TestSIGTERMEndsWaitingClient(t *testing.T) {
-	bus := silentListener(t)
-	took, err, stderr := sigterm(t, []string{"status", "--bus-address", bus, "--timeout", "10m"}, func() { time.Sleep(500 * time.Millisecond) })
+	bus, accepted := silentListener(t)
+	// The signal goes once the client is connecting (its handler is set).
+	took, err, stderr := sigterm(t, []string{"status", "--bus-address", bus, "--timeout", "10m"}, func() {
+		select {
+		case <-accepted:
+		case <-time.After(60 * time.Second):
+			t.Fatal("os-update never connected")
+		}
+	})
 	if err == nil || !strings.Contains(stderr, "error: interrupted") || took > 20*time.Second {
 		t.Errorf("silent bus: %v after %s, stderr %q", err, took, stderr)
 	}
