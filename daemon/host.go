@@ -189,9 +189,9 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 		return object.Checksum{}, fmt.Errorf("pull %s:%s: %w", remoteName, ref, err)
 	}
 	if !metadataOnly {
-		how := fmt.Sprintf("%d objects", res.ObjectsFetched)
+		how := plural(res.ObjectsFetched, "object")
 		if res.DeltasUsed > 0 {
-			how = fmt.Sprintf("static delta (%d parts) and %s", res.DeltaParts, how)
+			how = fmt.Sprintf("static delta (%s) and %s", plural(res.DeltaParts, "part"), how)
 		}
 		rep.Message(fmt.Sprintf("Fetched %s in %d requests: %s", progress.Bytes(uint64(res.BytesFetched)), res.Requests, how))
 	}
@@ -201,6 +201,14 @@ func (b *HostBackend) pull(ctx context.Context, s *sysroot.Sysroot, remoteName, 
 		return object.Checksum{}, fmt.Errorf("pull %s:%s: the remote did not resolve the ref", remoteName, ref)
 	}
 	return c, nil
+}
+
+// plural is "1 part", "2 parts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // tallyReporter adds up the pulls of a stage, so that the stage's
