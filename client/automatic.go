@@ -1,11 +1,38 @@
 package client
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	"github.com/osupdate/os-update/daemon/api"
 )
+
+// setAutomatic changes the daemon's automatic update settings
+// (api.SettingPolicy, api.SettingWindow) and prints what is in effect.
+func setAutomatic(ctx context.Context, e *env, conn *busConn, settings map[string]string) error {
+	v := map[string]dbus.Variant{}
+	for k, s := range settings {
+		v[k] = dbus.MakeVariant(s)
+	}
+	if err := conn.call(ctx, api.ObjectPath, api.SysrootIface+"."+api.MethodSetAutomaticUpdates, v).Err; err != nil {
+		return dbusError(err)
+	}
+	var doc string
+	if err := conn.call(ctx, api.ObjectPath, api.SysrootIface+".GetStatus").Store(&doc); err != nil {
+		return dbusError(err)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(doc), &st); err != nil {
+		return fmt.Errorf("status document: %w", err)
+	}
+	for _, l := range automaticLines(st.AutomaticPolicy, st.Automatic, time.Local) {
+		e.printf("%s\n", l)
+	}
+	return nil
+}
 
 // automaticLines describes the automatic update settings and a planned
 // reboot for `os-update status` (times in loc).

@@ -50,11 +50,16 @@ metadata and partial downloads (--cache), remote refs that no deployment
 follows (--refs), or the layering package cache (--rpm-cache).`},
 		{use: "cancel", short: "cancel the running transaction", run: hostCancel, long: `Cancel the daemon's running transaction (its initiator or root may).
 A cancelled download keeps what it verified for the next try.`},
-		{use: "automatic", short: "run the automatic update policy now (what the timer runs)", run: hostAutomatic, long: `Run the daemon's automatic update policy now, as the os-update-automatic
+		{use: "automatic", short: "run the automatic update policy now (what the timer runs), or change it", run: hostAutomatic, long: `Run the daemon's automatic update policy now, as the os-update-automatic
 timer does: with policy "check", look for an update and record it; with
-"stage", download and stage it. Prints the result, "No update available."
-when there is nothing new, or that automatic updates are disabled (policy
-"none").`},
+"stage", download and stage it; with "apply", stage it and let the daemon
+reboot into it inside the maintenance window (see docs/daemon.md). Prints
+the result, "No update available." when there is nothing new, or that
+automatic updates are disabled (policy "none").
+
+With --policy or --window, change the policy or the maintenance window
+instead (root or polkit action org.osupdate.OSUpdate1.automatic); the
+daemon keeps them across restarts. --window "" allows any time.`},
 		{use: "history", short: "list past transactions", run: hostHistory, long: `List past transactions, newest first: id, start time, kind, the uid that
 started it, the result, the commits before and after, and the error of a
 failed one.`},
@@ -148,7 +153,9 @@ func printStatus(e *env, st *api.Status, verbose bool) {
 		state = "busy (" + st.Transaction + ")"
 	}
 	e.printf("State: %s\n", state)
-	e.printf("AutomaticUpdates: %s\n", st.AutomaticPolicy)
+	for _, l := range automaticLines(st.AutomaticPolicy, st.Automatic, time.Local) {
+		e.printf("%s\n", l)
+	}
 	if cu := st.CachedUpdate; cu != nil && cu.Available && !deployed(st, cu.Checksum) {
 		e.printf("AvailableUpdate: %s %s (checked %s)\n", cu.Version, cu.Checksum, fmtTime(cu.CheckedAt))
 	}
@@ -788,13 +795,25 @@ func hostDbDiff(f *flagSet) runFunc {
 
 func hostAutomatic(f *flagSet) runFunc {
 	t := addTxnFlags(f, false)
+	f.String(api.SettingPolicy, "", "set the automatic update `POLICY` instead of running it: none, check, stage or apply")
+	f.String(api.SettingWindow, "", "set the maintenance `WINDOW` of the apply policy, e.g. \"Mon..Fri 02:00-04:00 Europe/Berlin\" (\"\": any time)")
 	return func(ctx context.Context, e *env, args []string) error {
 		if pos := args; len(pos) > 0 {
 			return usagef("automatic takes no arguments")
 		}
+		settings := map[string]string{}
+		for _, name := range []string{api.SettingPolicy, api.SettingWindow} {
+			if f.Changed(name) {
+				settings[name], _ = f.GetString(name)
+			}
+		}
 		conn, err := t.bus.connect(ctx)
 		if err != nil {
 			return err
+		}
+		if len(settings) > 0 {
+			defer conn.Close()
+			return setAutomatic(ctx, e, conn, settings)
 		}
 		var enabled bool
 		var path dbus.ObjectPath

@@ -170,3 +170,56 @@ func TestApplyPolicyWithFleetLock(t *testing.T) {
 		t.Fatalf("release in history: %+v", e)
 	}
 }
+
+// os-update automatic --policy/--window: none -> check -> stage -> apply,
+// shown by status, kept across a daemon restart, refused for nobody and
+// for a bad window.
+func TestAutomaticSettingsFromTheCommandLine(t *testing.T) {
+	setpriv := testutil.RequireTool(t, "setpriv")
+	h := newHost(t)
+	if st := h.status(); st.Automatic == nil || st.Automatic.Policy != "none" {
+		t.Fatalf("initial: %+v", st.Automatic)
+	}
+	for _, p := range []string{"check", "stage"} {
+		if out := h.mustClient("automatic", "--policy", p); !strings.HasPrefix(out, "AutomaticUpdates: "+p+"\n") {
+			t.Fatalf("--policy %s printed %q", p, out)
+		}
+		if st := h.status(); st.AutomaticPolicy != p || st.Automatic.Policy != p {
+			t.Fatalf("after --policy %s: %+v", p, st.Automatic)
+		}
+	}
+	const window = "Mon..Fri 02:00-04:00 Europe/Berlin"
+	out := h.mustClient("automatic", "--policy", "apply", "--window", "mon..FRI 2:00-04:00 Europe/Berlin")
+	if !strings.HasPrefix(out, "AutomaticUpdates: apply; window "+window+" (") {
+		t.Fatalf("--policy apply --window printed %q", out)
+	}
+	check := func(when string) {
+		t.Helper()
+		st := h.status()
+		if st.AutomaticPolicy != "apply" || st.Automatic.Window != window {
+			t.Fatalf("%s: %+v", when, st.Automatic)
+		}
+		if text := h.mustClient("status"); !strings.Contains(text, "AutomaticUpdates: apply; window "+window) {
+			t.Fatalf("%s: status:\n%s", when, text)
+		}
+	}
+	check("after setting")
+	// The daemon's own option says none; what was set wins.
+	h.restartDaemon("--automatic-update-policy", "none")
+	check("after a restart")
+	os.Chmod(filepath.Dir(osUpdate), 0o755)
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", osUpdate, "automatic", "--policy", "none", "--bus-address", h.bus)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "uid 65534 may not automatic") {
+		t.Fatalf("automatic --policy as nobody: %v %s", err, out)
+	}
+	_, errOut, err := h.client("automatic", "--window", "Mon 25:00-26:00")
+	if exitCode(err) != 1 || !strings.Contains(errOut, `time "25:00"`) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("bad window: %v %q", err, errOut)
+	}
+	check("after refused changes")
+	// An empty window means any time.
+	h.mustClient("automatic", "--window", "")
+	if st := h.status(); st.Automatic.Window != "" || !st.Automatic.WindowOpen {
+		t.Fatalf("after --window '': %+v", st.Automatic)
+	}
+}
