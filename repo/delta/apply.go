@@ -626,18 +626,53 @@ func (e *executor) run(op Op) error {
 
 // readSource is random access to a local content object's file data,
 // shared by the executor and the objects being written from it; the
-// last reference closes it.
+// last reference closes it. bsdiff and rollsum copies read a source in
+// many small pieces (thousands per binary), each of which would be a
+// pread system call: a small source is read into memory at once, a
+// larger one mapped, as libostree maps its sources (a mapping costs an
+// munmap, which interrupts the other CPUs running the process).
 type readSource struct {
-	name object.Checksum
-	size uint64
-	f    *os.File
-	refs atomic.Int32
+	name   object.Checksum
+	size   uint64
+	f      *os.File
+	data   []byte  // the file's data; nil for an empty file or if reading it failed
+	mapped bool    // data is a mapping, else buf holds it
+	buf    *[]byte // from smallSources
+	refs   atomic.Int32
 }
 
-func (s *readSource) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
+// smallSource is the largest source read into memory whole.
+const smallSource = 1 << 20
+
+var smallSources = sync.Pool{New: func() any { b := make([]byte, smallSource); return &b }}
+
+func (s *readSource) ReadAt(p []byte, off int64) (int, error) {
+	if s.data == nil {
+		return s.f.ReadAt(p, off)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("source %s: negative offset", s.name)
+	}
+	if off >= int64(len(s.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
 
 func (s *readSource) release() {
 	if s.refs.Add(-1) == 0 {
+		if s.mapped {
+			unix.Munmap(s.data)
+		}
+		if s.buf != nil {
+			smallSources.Put(s.buf)
+			s.buf = nil
+		}
+		s.data = nil
 		s.f.Close()
 	}
 }
@@ -691,6 +726,26 @@ func openSource(r *repo.Repo, c object.Checksum) (*readSource, error) {
 
 func newReadSource(c object.Checksum, size uint64, f *os.File) *readSource {
 	s := &readSource{name: c, size: size, f: f}
+	switch {
+	case size == 0:
+	case size <= smallSource:
+		buf := smallSources.Get().(*[]byte)
+		if n, err := f.ReadAt((*buf)[:size], 0); err == nil && uint64(n) == size {
+			s.data, s.buf = (*buf)[:size], buf
+		} else {
+			smallSources.Put(buf) // ReadAt reads the file
+		}
+	case size <= maxMapped:
+		// Objects are never modified in place, so the mapping cannot
+		// shrink under the reader; without it, ReadAt reads the file.
+		if data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			s.data, s.mapped = data, true
+		}
+	}
 	s.refs.Store(1)
 	return s
 }
+
+// maxMapped bounds a source mapping (address space only: pages are
+// read in as used and belong to the page cache).
+const maxMapped = 1 << 30
