@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -183,7 +184,7 @@ func runScript(t *testing.T, name, bin, logs string) scriptResult {
 	switch {
 	case ctx.Err() != nil:
 		res.outcome = "timeout"
-	case err == nil && strings.Contains(res.log, "1..0 # SKIP"):
+	case err == nil && skipped.MatchString(res.log):
 		res.outcome = "skip"
 	case err == nil:
 		res.outcome = "pass"
@@ -192,6 +193,10 @@ func runScript(t *testing.T, name, bin, logs string) scriptResult {
 	}
 	return res
 }
+
+// skipped matches the TAP plan of a script that skipped itself
+// ("1..0 # SKIP reason", also written "1..0 #SKIP").
+var skipped = regexp.MustCompile(`(?m)^1\.\.0 #\s*SKIP`)
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
