@@ -320,6 +320,7 @@ type txnFlags struct {
 	bus    *busOptions
 	reboot *bool
 	wait   *bool
+	quiet  *bool
 }
 
 func addTxnFlags(f *flagSet, reboot bool) txnFlags {
@@ -328,6 +329,7 @@ func addTxnFlags(f *flagSet, reboot bool) txnFlags {
 		t.reboot = f.Bool("reboot", false, "reboot when the change is in place")
 	}
 	t.wait = f.Bool("wait", false, "queue behind a running transaction instead of failing")
+	t.quiet = f.Bool("quiet", false, "no progress output (messages and the result are still printed)")
 	return t
 }
 
@@ -386,7 +388,7 @@ func runTransaction(ctx context.Context, e *env, t txnFlags, method string, args
 	if err := call.Store(&path); err != nil {
 		return "", dbusError(err)
 	}
-	return follow(ctx, e, conn, signals, path)
+	return follow(ctx, e, conn, signals, path, *t.quiet)
 }
 
 // cancelTransaction cancels the transaction at path and waits (at most
@@ -443,13 +445,13 @@ func followTransaction(ctx context.Context, e *env, t txnFlags, path dbus.Object
 		}
 		return "", fmt.Errorf("%v", prop("Error"))
 	}
-	return follow(ctx, e, conn, signals, path)
+	return follow(ctx, e, conn, signals, path, *t.quiet)
 }
 
 // follow renders a transaction's signals until it finishes. Interrupted,
 // it cancels the transaction and waits for the daemon to confirm.
-func follow(ctx context.Context, e *env, conn *busConn, signals chan *dbus.Signal, path dbus.ObjectPath) (string, error) {
-	bar := newRenderer(e.stdout, false)
+func follow(ctx context.Context, e *env, conn *busConn, signals chan *dbus.Signal, path dbus.ObjectPath, quiet bool) (string, error) {
+	bar := newRenderer(e.stdout, quiet)
 	defer bar.Done()
 	for {
 		select {

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,6 @@ import (
 	"github.com/osupdate/os-update/repo/gvariant"
 	"github.com/osupdate/os-update/repo/object"
 )
-
-var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/*.golden.json")
 
 // TestAdminStatusJSONGolden: `admin status --json` prints the one
 // deployment schema (api.Deployment, docs/json.md) field for field;
@@ -60,7 +57,7 @@ func TestAdminStatusJSONGolden(t *testing.T) {
 		st.Deployments[0].BootCsum, "BOOTCSUM") // one kernel: one boot checksum
 	got := names.Replace(out)
 	golden := filepath.Join("testdata", "admin-status.golden.json")
-	if *updateGolden {
+	if *update {
 		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -44,6 +44,13 @@ func TestHostUpgradeProgressOverDBus(t *testing.T) {
 	if strings.Contains(out, "download") || strings.ContainsAny(out+errOut, "\r\x1b") {
 		t.Fatalf("upgrade --check output shows a download or terminal codes:\n%q", out+errOut)
 	}
+	if !strings.Contains(out, "check...") {
+		t.Fatalf("upgrade --check does not name its stage:\n%s", out)
+	}
+	// --quiet: the result, no progress.
+	if out, _, err := h.client("upgrade", "--check", "--quiet"); err != nil || !strings.Contains(out, v2.String()) || strings.Contains(out, "check") {
+		t.Fatalf("upgrade --check --quiet: %v\n%s", err, out)
+	}
 	if hist := h.history(); len(hist) == 0 || hist[0].Kind != "check" || hist[0].To != "" {
 		t.Fatalf("history after a check: %+v", hist)
 	}
