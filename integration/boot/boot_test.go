@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osupdate/os-update/daemon/api"
 	"github.com/osupdate/os-update/internal/testutil"
 )
 
@@ -120,6 +121,14 @@ func TestBoot(t *testing.T) {
 		v.waitBooted()
 		expectBooted(t, v, g.V1, g.V1Version, "release 1")
 		checkClean(t, v)
+
+		// Issue #16: an update whose health check fails boots, fails
+		// its check, and the machine comes back on the previous version
+		// by itself, with the reason in history. Continues on this
+		// machine (v1 booted) to save a boot.
+		t.Run("HealthCheckRollback", func(t *testing.T) {
+			healthCheckRollback(t, g, v, disk, logDir)
+		})
 		v.kill()
 	})
 
@@ -227,4 +236,74 @@ func lastLine(s string) string {
 		s = s[i+1:]
 	}
 	return s
+}
+
+// healthCheckRollback rebases the running v1 guest to the bad update
+// (its health.d script exits 7) and reboots. rcS runs `os-update
+// health-check` at boot, as os-update-health-check.service does: the
+// check fails, v1 is made the default and the guest reboots by itself;
+// it comes up on v1 with the verdict and the reason in status and history.
+func healthCheckRollback(t *testing.T, g *guestOS, v *vm, disk, logDir string) {
+	v1 := v.booted()
+	if v1.BootVerdict == nil || v1.BootVerdict.Verdict != api.VerdictHealthy {
+		t.Fatalf("v1's boot was not checked healthy at boot: %+v", v1.BootVerdict)
+	}
+	v.must("os-update rebase "+guestRemote+":"+guestBadRef, 10*time.Minute)
+	if st := v.status(); st.Deployments[0].Checksum != g.Bad {
+		t.Fatalf("after rebase to the bad update: %+v", st.Deployments)
+	}
+	v.reboot()
+
+	// The bad update boots, fails its check and reboots on its own.
+	v = startVM(t, "3b-bad-update", disk, g.Updates, logDir)
+	m := v.expect(regexp.MustCompile(`OSU-GUEST-HEALTH (\d+)`), bootTimeout)
+	out := v.consoleFrom(0)
+	if m[1] != "1" || !strings.Contains(out, "50-osu-guest-app exited 7") {
+		t.Fatalf("the bad update's health check exited %s:\n%s", m[1], v.tail())
+	}
+	v.waitExit(3 * time.Minute)
+
+	// Back on v1, by itself.
+	v = startVM(t, "3c-back-on-v1", disk, g.Updates, logDir)
+	if m := v.expect(regexp.MustCompile(`OSU-GUEST-HEALTH (\d+)`), bootTimeout); m[1] != "0" {
+		t.Fatalf("v1's health check after the rollback exited %s:\n%s", m[1], v.tail())
+	}
+	v.waitBooted()
+	if d := v.booted(); d.Checksum != g.V1 {
+		t.Fatalf("booted %s (%s) after the failed health check, want v1 %s", d.Checksum, d.Version, g.V1)
+	}
+	wantReason := "50-osu-guest-app exited 7: osu-guest-app: starting check | osu-guest-app: not responding on port 8080"
+	var hist []api.HistoryEntry
+	if err := json.Unmarshal([]byte(v.must("os-update history --json", 2*time.Minute)), &hist); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range hist {
+		if e.Kind == "health-check" && e.Result == "failed" {
+			if e.From != g.Bad || e.To != g.V1 || !strings.Contains(e.Error, wantReason) || !strings.Contains(e.Error, "rolled back to "+g.V1Version) {
+				t.Fatalf("history entry of the failed check: %+v", e)
+			}
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("no failed health-check in history: %+v", hist)
+	}
+	if text := v.must("os-update history", time.Minute); !strings.Contains(text, wantReason) {
+		t.Fatalf("history text lacks the reason:\n%s", text)
+	}
+	var bad *api.BootVerdict
+	for _, d := range v.status().Deployments {
+		if d.Checksum == g.Bad {
+			bad = d.BootVerdict
+		}
+	}
+	if bad == nil || bad.Verdict != api.VerdictUnhealthy || bad.Reason != wantReason || bad.Action != api.ActionRolledBack {
+		t.Fatalf("the bad update's verdict in status: %+v", bad)
+	}
+	if text := v.must("os-update status", time.Minute); !strings.Contains(text, "Reason: "+wantReason) {
+		t.Fatalf("status text lacks the reason:\n%s", text)
+	}
+	v.kill()
 }

@@ -29,6 +29,7 @@ import (
 // remote on the second disk (mounted at /run/osu-updates by rcS).
 const (
 	guestRef       = "osu/test/x86_64"
+	guestBadRef    = "osu/test/bad/x86_64"
 	guestRemote    = "updates"
 	guestRemoteURL = "file:///run/osu-updates"
 	guestKargs     = "console=ttyS0 loglevel=4 panic=-1 no_timer_check"
@@ -40,11 +41,15 @@ var guestModules = []string{"kernel/drivers/virtio", "kernel/drivers/block/virti
 
 // guestOS is what the boot tests run.
 type guestOS struct {
-	Image      string // raw disk image of v1
-	Updates    string // raw ext4 disk with the published repository
-	V1, V2     string // commits
-	V1Version  string
-	V2Version  string
+	Image     string // raw disk image of v1
+	Updates   string // raw ext4 disk with the published repository
+	V1, V2    string // commits
+	V1Version string
+	V2Version string
+	// Bad is v1 plus a health check that fails, on its own branch
+	// (guestBadRef): the update the health-check test rolls back.
+	Bad        string
+	BadVersion string
 	KernelVer  string
 	KernelPath string // vmlinuz, for reference
 	GrubImage  string // raw disk image of v1 booting with grub2
@@ -289,7 +294,7 @@ func buildGuest(t *testing.T, work string) *guestOS {
 	osu.copy(t, filepath.Join(bin, "os-update"), "usr/bin/os-update")
 	osu.copy(t, filepath.Join(bin, "os-updated"), "usr/libexec/os-updated")
 	osu.copy(t, "../../dist/dbus/org.osupdate.OSUpdate1.conf", "usr/share/dbus-1/system.d/org.osupdate.OSUpdate1.conf")
-	for _, u := range []string{"os-updated.service", "os-update-finalize-staged.service", "os-update-finalize-staged.path"} {
+	for _, u := range []string{"os-updated.service", "os-update-finalize-staged.service", "os-update-finalize-staged.path", "os-update-health-check.service"} {
 		osu.copy(t, "../../dist/systemd/"+u, "usr/lib/systemd/system/"+u)
 	}
 	osu.build(t, work, rpms)
@@ -344,6 +349,8 @@ func buildGuest(t *testing.T, work string) *guestOS {
 		p.write(t, "etc/osu-guest.conf", []byte("setting=default\n"), 0o644)
 		p.write(t, "usr/lib/os-release", []byte("NAME=\"OSU Test\"\nID=osutest\nPRETTY_NAME=\"OSU-Test\"\nVERSION=\"VERSION\"\n"), 0o644)
 		p.write(t, "usr/share/osu-guest/release", []byte("release "+version+"\n"), 0o644)
+		// A health check that passes, as an OS would ship one.
+		p.write(t, "usr/lib/os-update/health.d/10-osu-guest", []byte("#!/bin/sh\necho \"osu-guest release $(cat /usr/share/osu-guest/release) is up\"\n"), 0o755)
 		if blob != nil {
 			p.write(t, "usr/share/osu-guest/blob", blob, 0o644)
 		}
@@ -371,6 +378,25 @@ mutate-os-release: VERSION
 	g.V1 = strings.TrimSpace(run(t, "", nil, osu2, "repo", "rev-parse", "--repo", repoDir, guestRef))
 	g.V1Version = "1"
 	step("compose v1")
+
+	// The bad update: v1's packages and one whose health check fails, on
+	// a branch of its own (composed from the same RPMs, so the rebase to
+	// it fetches little).
+	bad := newRPM(t, work, "osu-guest-app", "1")
+	bad.write(t, "usr/lib/os-update/health.d/50-osu-guest-app", []byte("#!/bin/sh\necho 'osu-guest-app: starting check'\necho 'osu-guest-app: not responding on port 8080' >&2\nexit 7\n"), 0o755)
+	bad.build(t, work, rpms)
+	run(t, rpms, nil, "createrepo_c", "--quiet", "--update", ".")
+	os.WriteFile(filepath.Join(comp, "guest-bad.yaml"), []byte(`ref: `+guestBadRef+`
+repos: [guest]
+packages: [osu-guest-base, busybox, dbus, os-update, kernel, osu-guest-app]
+initramfs-modules: [virtio_pci, virtio_blk]
+automatic-version-prefix: "9"
+mutate-os-release: VERSION
+`), 0o644)
+	run(t, "", nil, osu2, "compose", "tree", filepath.Join(comp, "guest-bad.yaml"), "--repo", repoDir, "--cache", cache, "--source-date-epoch", "1700000050")
+	g.Bad = strings.TrimSpace(run(t, "", nil, osu2, "repo", "rev-parse", "--repo", repoDir, guestBadRef))
+	g.BadVersion = "9"
+	step("compose the bad update")
 
 	// The image of v1, following the file:// remote on the second disk.
 	g.Image = filepath.Join(work, "v1.raw")
