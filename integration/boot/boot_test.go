@@ -140,11 +140,11 @@ func TestBoot(t *testing.T) {
 	}{
 		// Mid-download when the progress shows it; a download too quick
 		// to show partial progress is cut when the deploy starts.
-		{"download", regexp.MustCompile(`download +\[#+-+\] +[1-9]|deploy +\[`), 0},
-		{"deploy", regexp.MustCompile(`deploy +\[`), 0},
+		{"download", regexp.MustCompile(`download +` + sgr + ` *\[#+-+\] +[1-9]|` + deployStarts), 0},
+		{"deploy", regexp.MustCompile(deployStarts), 0},
 		// Somewhere in the deploy (checkout, /etc merge, kernel copy or
 		// the flip itself), on a loaded machine as on an idle one.
-		{"mid-deploy", regexp.MustCompile(`deploy +\[`), 700 * time.Millisecond},
+		{"mid-deploy", regexp.MustCompile(deployStarts), 700 * time.Millisecond},
 		{"flip", regexp.MustCompile(`Deployed `), 0},
 	} {
 		t.Run("PowerCut/"+cut.name, func(t *testing.T) {
@@ -227,6 +227,13 @@ func TestBoot(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// The progress display on the guest's console (a terminal) sets stage
+// names in bold: "\x1b[1mdeploy   \x1b[0m", then the bar, if any.
+const (
+	sgr          = `(?:\x1b\[[0-9;]*m)?`
+	deployStarts = `deploy +` + sgr + `(?:\x1b\[K|\[)`
+)
 
 // lastLine is the last non-empty line of console output (progress bars
 // redraw with carriage returns and escape sequences).
