@@ -13,6 +13,7 @@ import (
 	"math/bits"
 	"os"
 	"os/exec"
+	"sync"
 
 	"github.com/osupdate/os-update/internal/lzma"
 	"github.com/osupdate/os-update/repo"
@@ -67,15 +68,32 @@ func (p *payload) Close() error {
 // temporary file in dir. With dir empty it never leaves memory (and
 // fails beyond mem).
 type spool struct {
-	dir string
-	mem int
-	buf []byte
-	f   *os.File
-	n   int64
+	dir    string
+	mem    int
+	buf    []byte
+	pooled *[]byte // buf's array, from spoolBufs
+	f      *os.File
+	n      int64
 }
 
+// spoolBufs are the in-memory spools of Apply, which has at most two
+// parts in flight: reused, not allocated (and faulted in) for every part.
+var spoolBufs = sync.Pool{New: func() any { b := make([]byte, SpoolMemory); return &b }}
+
 func newSpool(dir string, mem, hint int) *spool {
+	if mem == SpoolMemory && hint == SpoolMemory {
+		b := spoolBufs.Get().(*[]byte)
+		return &spool{dir: dir, mem: mem, buf: (*b)[:0], pooled: b}
+	}
 	return &spool{dir: dir, mem: mem, buf: make([]byte, 0, min(hint, mem))}
+}
+
+func (s *spool) release() {
+	if s.pooled != nil {
+		spoolBufs.Put(s.pooled)
+		s.pooled = nil
+	}
+	s.buf = nil
 }
 
 func (s *spool) Write(p []byte) (int, error) {
@@ -96,7 +114,8 @@ func (s *spool) Write(p []byte) (int, error) {
 			f.Close()
 			return 0, &spoolError{fmt.Errorf("spool part payload: %w", err)}
 		}
-		s.f, s.buf = f, nil
+		s.f = f
+		s.release()
 	}
 	n, err := s.f.Write(p)
 	s.n += int64(n)
@@ -121,7 +140,7 @@ func (s *spool) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (s *spool) Close() error {
-	s.buf = nil
+	s.release()
 	if s.f != nil {
 		err := s.f.Close()
 		s.f = nil
