@@ -299,6 +299,9 @@ func hostHistory(f *flagSet) runFunc {
 			if x.Error != "" {
 				e.printf(" (%s)", x.Error)
 			}
+			if x.Note != "" {
+				e.printf(" (%s)", x.Note)
+			}
 			e.printf("\n")
 		}
 		return nil

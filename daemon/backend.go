@@ -92,6 +92,9 @@ type Result struct {
 	// (it used up its boot tries and the boot loader fell back), recorded
 	// before Verdict.
 	Abandoned *api.BootVerdict
+	// Note goes into the history entry next to the result (see
+	// api.HistoryEntry.Note).
+	Note string
 }
 
 // Reporter receives an operation's progress. It is safe for concurrent use.

@@ -215,6 +215,9 @@ func (b *HostBackend) healthCheck(ctx context.Context, s *sysroot.Sysroot, st *s
 		if mg.FellBack && mg.State.Exhausted() {
 			ab, err := b.abandonDefault(ctx, s, key, req, mg.State.Method, rep)
 			res.Abandoned = ab
+			if ab != nil {
+				res.Note = fmt.Sprintf("%s %s %s; %s", ab.Version, ab.Deployment, ab.Reason, ab.ActionDetail)
+			}
 			if err != nil {
 				return res, err
 			}

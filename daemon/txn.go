@@ -193,7 +193,7 @@ func (t *transaction) run() {
 		result, msg = state.ResultFailed, err.Error()
 	}
 	if t.id != 0 {
-		if ferr := d.store.FinishTransaction(t.id, result, res.From, res.To, msg, time.Now()); ferr != nil {
+		if ferr := d.store.FinishTransaction(t.id, result, res.From, res.To, msg, res.Note, time.Now()); ferr != nil {
 			d.logf("history: %v", ferr)
 		}
 	}

@@ -285,4 +285,9 @@ func TestHealthCheckAfterBootLoaderFellBack(t *testing.T) {
 	if r := h.reboots(); r != "" {
 		t.Fatalf("rebooted: %q", r)
 	}
+	// history keeps why the update was abandoned, not only "success".
+	if hist := h.mustClient("history", "-n", "1"); !strings.Contains(hist, "health-check") ||
+		!strings.Contains(hist, "used up its boot tries (grubenv)") {
+		t.Fatalf("history after the fallback:\n%s", hist)
+	}
 }

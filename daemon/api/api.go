@@ -315,6 +315,9 @@ type HistoryEntry struct {
 	To        string `json:"to"`
 	Result    string `json:"result"` // "success", "failed", "cancelled", "interrupted"
 	Error     string `json:"error"`
+	// Note is what a transaction that succeeded wants remembered, such as
+	// the update a boot loader gave up on that a health check abandoned.
+	Note string `json:"note,omitempty"`
 }
 
 // Verdicts of Authorizations.Actions.

@@ -113,9 +113,9 @@ func (s *Store) Record(e api.HistoryEntry) (uint64, error) {
 	return e.ID, nil
 }
 
-// FinishTransaction records the outcome of a transaction.
+// FinishTransaction records the outcome of a transaction and its note.
 // A non-empty from replaces the one recorded at the start.
-func (s *Store) FinishTransaction(id uint64, result, from, to, errMsg string, end time.Time) error {
+func (s *Store) FinishTransaction(id uint64, result, from, to, errMsg, note string, end time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHistory)
 		v := b.Get(idKey(id))
@@ -126,7 +126,7 @@ func (s *Store) FinishTransaction(id uint64, result, from, to, errMsg string, en
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("history entry %d: %w", id, err)
 		}
-		e.Result, e.To, e.Error, e.End = result, to, errMsg, end.Unix()
+		e.Result, e.To, e.Error, e.Note, e.End = result, to, errMsg, note, end.Unix()
 		if from != "" {
 			e.From = from
 		}

@@ -17,11 +17,11 @@ func TestHistoryRecoverAndSettings(t *testing.T) {
 	}
 	now := time.Unix(1000, 0)
 	a, _ := s.StartTransaction("upgrade", 0, "aaa", now)
-	if err := s.FinishTransaction(a, ResultSuccess, "", "bbb", "", now.Add(time.Second)); err != nil {
+	if err := s.FinishTransaction(a, ResultSuccess, "", "bbb", "", "a note", now.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := s.StartTransaction("rollback", 1000, "bbb", now)
-	if err := s.FinishTransaction(999, ResultFailed, "", "", "x", now); err == nil {
+	if err := s.FinishTransaction(999, ResultFailed, "", "", "x", "", now); err == nil {
 		t.Fatal("finishing an unknown transaction succeeded")
 	}
 	s.Close()
@@ -37,7 +37,7 @@ func TestHistoryRecoverAndSettings(t *testing.T) {
 		t.Fatalf("recover: %+v %v", rec, err)
 	}
 	h, _ := s.History(0)
-	if len(h) != 2 || h[0].ID != b || h[1].To != "bbb" || h[1].From != "aaa" || h[0].CallerUID != 1000 {
+	if len(h) != 2 || h[0].ID != b || h[1].To != "bbb" || h[1].From != "aaa" || h[1].Note != "a note" || h[0].CallerUID != 1000 {
 		t.Fatalf("history %+v", h)
 	}
 	if h1, _ := s.History(1); len(h1) != 1 {

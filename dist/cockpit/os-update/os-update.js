@@ -292,7 +292,7 @@
                            el("td", {}, String(h["caller-uid"])),
                            el("td", {}, el("span", { class: "osu-result osu-result-" + h.result }, h.result)),
                            el("td", {}, el("code", {}, short(h.from)), h.to ? " → " : "", el("code", {}, short(h.to))),
-                           el("td", { class: "osu-error-text" }, h.error)));
+                           h.error ? el("td", { class: "osu-error-text" }, h.error) : el("td", { class: "osu-muted" }, h.note || "")));
         }
     }
 
