@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -212,49 +213,15 @@ func repoCommit(f *flagSet) runFunc {
 }
 
 // parseVariantText parses the GVariant text forms people put on command
-// lines: 'string' or "string", true/false, integers (int32, or with a
-// type prefix such as uint64 42), and ['a', 'b'] string lists.
+// lines (see gvariant.ParseText): 'string' or "string", true/false,
+// integers (int32, or with a type prefix such as uint64 42), and
+// ['a', 'b'] string lists.
 func parseVariantText(s string) (gvariant.Variant, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "true" || s == "false":
-		return gvariant.NewVariant("b", s == "true"), nil
-	case len(s) >= 2 && (s[0] == '\'' && s[len(s)-1] == '\'' || s[0] == '"' && s[len(s)-1] == '"'):
-		return gvariant.NewVariant("s", s[1:len(s)-1]), nil
-	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
-		var items []string
-		for _, it := range strings.Split(strings.Trim(s, "[]"), ",") {
-			it = strings.TrimSpace(it)
-			if it == "" {
-				continue
-			}
-			v, err := parseVariantText(it)
-			if err != nil || v.Type.String() != "s" {
-				return gvariant.Variant{}, fmt.Errorf("only string lists are supported: %q", s)
-			}
-			items = append(items, v.Value.(string))
-		}
-		return object.StringList(items), nil
+	v, err := gvariant.ParseText(s)
+	if errors.Is(err, gvariant.ErrUnknownText) {
+		return gvariant.Variant{}, fmt.Errorf("cannot parse %q (quote strings: 'text')", strings.TrimSpace(s))
 	}
-	typ, num, hasType := strings.Cut(s, " ")
-	if !hasType {
-		typ, num = "int32", s
-	}
-	switch typ {
-	case "int32":
-		n, err := strconv.ParseInt(num, 0, 32)
-		return gvariant.NewVariant("i", int32(n)), err
-	case "uint32":
-		n, err := strconv.ParseUint(num, 0, 32)
-		return gvariant.NewVariant("u", uint32(n)), err
-	case "int64":
-		n, err := strconv.ParseInt(num, 0, 64)
-		return gvariant.NewVariant("x", n), err
-	case "uint64":
-		n, err := strconv.ParseUint(num, 0, 64)
-		return gvariant.NewVariant("t", n), err
-	}
-	return gvariant.Variant{}, fmt.Errorf("cannot parse %q (quote strings: 'text')", s)
+	return v, err
 }
 
 func repoCheckout(f *flagSet) runFunc {

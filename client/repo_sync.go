@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -292,61 +293,15 @@ func applySet(r *remote.Remote, kv string) error {
 	if !ok {
 		return usagef("--set wants KEY=VALUE, got %q", kv)
 	}
-	b := func(p *bool) error {
-		x, err := strconv.ParseBool(v)
-		if err != nil {
-			return usagef("--set %s: not a boolean: %q", k, v)
-		}
-		*p = x
-		return nil
-	}
-	list := func() []string {
-		var out []string
-		for _, s := range strings.Split(v, ";") {
-			if s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	switch k {
-	case "gpg-verify":
-		return b(&r.GPGVerify)
-	case "gpg-verify-summary":
-		return b(&r.GPGVerifySummary)
-	case "sign-verify":
-		return b(&r.SignVerify)
-	case "sign-verify-summary":
-		return b(&r.SignVerifySummary)
-	case "tls-permissive":
-		return b(&r.TLSPermissive)
-	case "gpgkeypath":
-		r.GPGKeyPath = list()
-	case "branches":
-		r.Branches = list()
-	case "contenturl":
-		r.ContentURL = v
-	case "verification-ed25519-key":
-		r.Ed25519Keys = []string{v}
-	case "verification-ed25519-file":
-		r.Ed25519File = v
-	case "tls-ca-path":
-		r.TLSCAPath = v
-	case "tls-client-cert-path":
-		r.TLSClientCert = v
-	case "tls-client-key-path":
-		r.TLSClientKey = v
-	case "collection-id":
-		r.CollectionID = v
-	case "url":
+	if k == "url" {
 		return usagef("give the URL as an argument")
-	default:
-		if r.UnknownOptions == nil {
-			r.UnknownOptions = map[string]string{}
-		}
-		r.UnknownOptions[k] = v
 	}
-	return nil
+	err := r.SetOption(k, v, strconv.ParseBool)
+	var bad *remote.BadBoolError
+	if errors.As(err, &bad) {
+		return usagef("--set %s: not a boolean: %q", k, v)
+	}
+	return err
 }
 
 func remoteAdd(f *flagSet) runFunc {

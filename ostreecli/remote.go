@@ -28,70 +28,27 @@ func runRemote(ctx context.Context, e *env, args []string) error {
 	return dispatch(ctx, e, "remote", cmds, nil, args)
 }
 
-// applySet applies a `--set=KEY=VALUE` to a remote.
+// applySet applies a `--set=KEY=VALUE` to a remote, reading booleans
+// and wording errors as libostree's key files do.
 func applySet(r *remote.Remote, kv string) error {
 	k, v, ok := strings.Cut(kv, "=")
 	if !ok {
 		return fmt.Errorf("Missing '=' in KEY=VALUE for --set")
 	}
-	b := func(p *bool) error {
-		switch strings.ToLower(v) {
+	err := r.SetOption(k, v, func(s string) (bool, error) {
+		switch strings.ToLower(s) {
 		case "true", "1", "yes":
-			*p = true
+			return true, nil
 		case "false", "0", "no":
-			*p = false
-		default:
-			return fmt.Errorf("Key file contains key “%s” which has a value that cannot be interpreted.", k)
+			return false, nil
 		}
-		return nil
+		return false, errors.New("not a boolean")
+	})
+	var bad *remote.BadBoolError
+	if errors.As(err, &bad) {
+		return fmt.Errorf("Key file contains key “%s” which has a value that cannot be interpreted.", k)
 	}
-	list := func() []string {
-		var out []string
-		for _, s := range strings.Split(v, ";") {
-			if s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	switch k {
-	case "gpg-verify":
-		return b(&r.GPGVerify)
-	case "gpg-verify-summary":
-		return b(&r.GPGVerifySummary)
-	case "sign-verify":
-		return b(&r.SignVerify)
-	case "sign-verify-summary":
-		return b(&r.SignVerifySummary)
-	case "tls-permissive":
-		return b(&r.TLSPermissive)
-	case "gpgkeypath":
-		r.GPGKeyPath = list()
-	case "branches":
-		r.Branches = list()
-	case "contenturl":
-		r.ContentURL = v
-	case "verification-ed25519-key":
-		r.Ed25519Keys = []string{v}
-	case "verification-ed25519-file":
-		r.Ed25519File = v
-	case "tls-ca-path":
-		r.TLSCAPath = v
-	case "tls-client-cert-path":
-		r.TLSClientCert = v
-	case "tls-client-key-path":
-		r.TLSClientKey = v
-	case "collection-id":
-		r.CollectionID = v
-	case "url":
-		r.URL = v
-	default:
-		if r.UnknownOptions == nil {
-			r.UnknownOptions = map[string]string{}
-		}
-		r.UnknownOptions[k] = v
-	}
-	return nil
+	return err
 }
 
 func remoteAdd(ctx context.Context, e *env, args []string) error {

@@ -371,61 +371,14 @@ func sameTree(r *repo.Repo, a, b object.Checksum) (bool, error) {
 	return ca.RootTree == cb.RootTree && ca.RootMeta == cb.RootMeta, nil
 }
 
-// parseVariantText parses the GVariant text forms used on command lines.
+// parseVariantText parses the GVariant text forms used on command lines,
+// with libostree's wording for text it cannot read.
 func parseVariantText(s string) (gvariant.Variant, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "true" || s == "false":
-		return gvariant.NewVariant("b", s == "true"), nil
-	case len(s) >= 2 && (s[0] == '\'' && s[len(s)-1] == '\'' || s[0] == '"' && s[len(s)-1] == '"'):
-		return gvariant.NewVariant("s", s[1:len(s)-1]), nil
-	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
-		var items []string
-		for _, it := range strings.Split(strings.Trim(s, "[]"), ",") {
-			if it = strings.TrimSpace(it); it == "" {
-				continue
-			}
-			v, err := parseVariantText(it)
-			if err != nil || v.Type.String() != "s" {
-				return gvariant.Variant{}, fmt.Errorf("only string lists are supported: %q", s)
-			}
-			items = append(items, v.Value.(string))
-		}
-		return object.StringList(items), nil
+	v, err := gvariant.ParseText(s)
+	if errors.Is(err, gvariant.ErrUnknownText) {
+		return gvariant.Variant{}, fmt.Errorf("0-%d:expected value", len(strings.TrimSpace(s)))
 	}
-	if strings.HasPrefix(s, "@") {
-		// "@t 123": a type annotation.
-		t, v, _ := strings.Cut(s[1:], " ")
-		names := map[string]string{"i": "int32", "u": "uint32", "x": "int64", "t": "uint64", "s": "string", "b": "boolean"}
-		switch names[t] {
-		case "string":
-			return gvariant.NewVariant("s", strings.Trim(strings.TrimSpace(v), "'\"")), nil
-		case "boolean":
-			return gvariant.NewVariant("b", strings.TrimSpace(v) == "true"), nil
-		case "":
-			return gvariant.Variant{}, fmt.Errorf("unsupported type annotation in %q", s)
-		}
-		s = names[t] + " " + strings.TrimSpace(v)
-	}
-	typ, num, hasType := strings.Cut(s, " ")
-	if !hasType {
-		typ, num = "int32", s
-	}
-	switch typ {
-	case "int32":
-		n, err := strconv.ParseInt(num, 0, 32)
-		return gvariant.NewVariant("i", int32(n)), err
-	case "uint32":
-		n, err := strconv.ParseUint(num, 0, 32)
-		return gvariant.NewVariant("u", uint32(n)), err
-	case "int64":
-		n, err := strconv.ParseInt(num, 0, 64)
-		return gvariant.NewVariant("x", n), err
-	case "uint64":
-		n, err := strconv.ParseUint(num, 0, 64)
-		return gvariant.NewVariant("t", n), err
-	}
-	return gvariant.Variant{}, fmt.Errorf("0-%d:expected value", len(s))
+	return v, err
 }
 
 func runCheckout(ctx context.Context, e *env, args []string) error {

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -553,4 +554,85 @@ func writeAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 	}
 	return err
+}
+
+// BadBoolError reports a boolean option whose value the caller's parser
+// rejected; callers word it their own way (libostree's key-file message,
+// or a command-line usage error).
+type BadBoolError struct {
+	Key, Value string
+	Err        error
+}
+
+func (e *BadBoolError) Error() string {
+	return fmt.Sprintf("option %s: not a boolean: %q", e.Key, e.Value)
+}
+
+func (e *BadBoolError) Unwrap() error { return e.Err }
+
+// SetOption sets one configuration option by its key-file name, as
+// `--set KEY=VALUE` does. Boolean options are read with parseBool
+// (strconv.ParseBool if nil), since the ostree-compatible CLI and our own
+// accept different spellings; a rejected value gives a *BadBoolError.
+// List options are ';'-separated; keys this package does not interpret
+// are kept in UnknownOptions.
+func (r *Remote) SetOption(key, value string, parseBool func(string) (bool, error)) error {
+	if parseBool == nil {
+		parseBool = strconv.ParseBool
+	}
+	b := func(p *bool) error {
+		x, err := parseBool(value)
+		if err != nil {
+			return &BadBoolError{Key: key, Value: value, Err: err}
+		}
+		*p = x
+		return nil
+	}
+	list := func() []string {
+		var out []string
+		for _, s := range strings.Split(value, ";") {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	switch key {
+	case "gpg-verify":
+		return b(&r.GPGVerify)
+	case "gpg-verify-summary":
+		return b(&r.GPGVerifySummary)
+	case "sign-verify":
+		return b(&r.SignVerify)
+	case "sign-verify-summary":
+		return b(&r.SignVerifySummary)
+	case "tls-permissive":
+		return b(&r.TLSPermissive)
+	case "gpgkeypath":
+		r.GPGKeyPath = list()
+	case "branches":
+		r.Branches = list()
+	case "contenturl":
+		r.ContentURL = value
+	case "verification-ed25519-key":
+		r.Ed25519Keys = []string{value}
+	case "verification-ed25519-file":
+		r.Ed25519File = value
+	case "tls-ca-path":
+		r.TLSCAPath = value
+	case "tls-client-cert-path":
+		r.TLSClientCert = value
+	case "tls-client-key-path":
+		r.TLSClientKey = value
+	case "collection-id":
+		r.CollectionID = value
+	case "url":
+		r.URL = value
+	default:
+		if r.UnknownOptions == nil {
+			r.UnknownOptions = map[string]string{}
+		}
+		r.UnknownOptions[key] = value
+	}
+	return nil
 }
