@@ -415,8 +415,10 @@ func TestCockpitPage(t *testing.T) {
 	// Update and reboot, slowly enough to watch the progress.
 	h.slow.Store(25)
 	admin.start("update")
-	admin.waitFor("download progress with a rate",
-		`Number(document.getElementById("transaction").dataset.bytes) > 0 && Number(document.getElementById("transaction").dataset.rate) > 0 && document.getElementById("txn-figures").innerText.includes("/s")`)
+	// The first signals come before the expected total is known (the
+	// commit is fetched first), so wait for the percentage too.
+	admin.waitFor("download progress with a percentage and a rate",
+		`Number(document.getElementById("transaction").dataset.bytes) > 0 && Number(document.getElementById("transaction").dataset.rate) > 0 && document.getElementById("txn-figures").innerText.includes("/s") && document.getElementById("txn-figures").innerText.includes("%")`)
 	if fig := admin.text("txn-figures"); !strings.Contains(fig, "%") || !strings.Contains(fig, "B") {
 		admin.fail("progress figures %q lack the percentage or the bytes", fig)
 	}
