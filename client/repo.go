@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osupdate/os-update/internal/ostreefmt"
 	"github.com/osupdate/os-update/repo"
 	"github.com/osupdate/os-update/repo/commitmeta"
 	"github.com/osupdate/os-update/repo/gvariant"
@@ -347,22 +348,7 @@ func repoPrune(f *flagSet) runFunc {
 }
 
 func printCommit(e *env, c object.Checksum, cm *object.Commit) {
-	e.printf("commit %s\n", c)
-	if cm.HasParent() {
-		e.printf("Parent:  %s\n", cm.Parent)
-	}
-	e.printf("ContentChecksum:  %s\n", cm.ContentChecksum())
-	e.printf("Date:  %s\n", time.Unix(int64(cm.Timestamp), 0).UTC().Format("2006-01-02 15:04:05 -0700"))
-	if v := cm.Version(); v != "" {
-		e.printf("Version: %s\n", v)
-	}
-	e.printf("\n    %s\n\n", cm.Subject)
-	if cm.Body != "" {
-		for _, l := range strings.Split(cm.Body, "\n") {
-			e.printf("    %s\n", l)
-		}
-		e.printf("\n")
-	}
+	ostreefmt.WriteCommit(e.stdout, c, cm)
 }
 
 func repoLog(f *flagSet) runFunc {
